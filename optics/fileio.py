@@ -1,0 +1,75 @@
+"""Atomic, permission-aware file writing shared by every keycam writer.
+
+Every file keycam writes goes through :func:`atomic_write`: the bytes land in a temporary
+file in the destination folder and are renamed into place only once complete, so an error
+or Ctrl-C never leaves a half-written file behind. Secrets (key files) are created with mode
+0600 and are never overwritten unless the caller says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["atomic_write", "write_bytes_atomic"]
+
+
+@contextlib.contextmanager
+def atomic_write(
+    path: str | os.PathLike[str],
+    *,
+    mode: int = 0o644,
+    overwrite: bool = True,
+) -> Iterator[BinaryIO]:
+    """Open a temporary file next to ``path`` and rename it onto ``path`` on success.
+
+    Parameters
+    ----------
+    path : path-like
+        Final destination. Its folder must exist.
+    mode : int
+        Permission bits of the final file (``0o600`` for secrets).
+    overwrite : bool
+        If False and ``path`` exists, raise :class:`FileExistsError` before writing anything
+        (and again, atomically, at the rename).
+
+    Yields
+    ------
+    BinaryIO
+        A binary file object to write to. If the ``with`` body raises (including
+        ``KeyboardInterrupt``), the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise FileExistsError(f"{path} already exists (refusing to overwrite)")
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            # os.link fails if the destination appeared meanwhile: no silent overwrite.
+            os.link(tmp, path)
+            os.unlink(tmp)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes_atomic(
+    path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644, overwrite: bool = True
+) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`); return the path."""
+    with atomic_write(path, mode=mode, overwrite=overwrite) as fh:
+        fh.write(data)
+    return Path(path)
