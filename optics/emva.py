@@ -1,0 +1,373 @@
+"""EMVA 1288 characterisation of a simulated sensor, and its command line.
+
+``python -m optics.emva [--preset NAME | --config sensor.toml] [--plot out.png]`` simulates the
+standard's measurement series on a sensor (by default a 128 x 128 region of the ``imx174``
+preset), recovers K, QE, sigma_d, DSNU, PRNU, saturation capacity, SNR_max and dynamic range
+with the estimators of :mod:`optics.emva_estimators`, and prints them next to the configured
+values. ``--plot`` writes the photon-transfer and SNR curves.
+
+The series (EMVA 1288 R4, PHYSICS.md §1): a fixed irradiance, exposure times in ``steps``
+equal increments up to ``overshoot`` times the saturation exposure; at each step two
+illuminated and two dark frames; ``L`` dark frames and ``L`` frames at 50 % of saturation,
+both at the same exposure time, for the spatial non-uniformities.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optics.cli import ArgumentParser, CLIError, progress, run
+from optics.emva_estimators import (
+    QUANTISATION_VARIANCE_DN2,
+    EMVAResult,
+    MeasurementSeries,
+    analyse,
+    pair_mean,
+    pair_temporal_variance,
+    sensitivity_threshold_e,
+)
+from optics.sensor import PRESETS, Sensor, SensorConfig
+
+__all__ = ["characterise", "configured_values", "main", "measured_values", "simulate_series"]
+
+DEFAULT_ROI_PX = 128
+
+
+def simulate_series(
+    sensor: Sensor,
+    *,
+    rng: np.random.Generator,
+    steps: int = 50,
+    stack_frames: int = 16,
+    overshoot: float = 1.15,
+    exposure_max_s: float = 0.5,
+    wrap: Callable[[Iterable[int]], Iterable[int]] | None = None,
+) -> MeasurementSeries:
+    """Take the EMVA 1288 measurement series with ``sensor``.
+
+    Parameters
+    ----------
+    sensor : Sensor
+        The device under test.
+    rng : numpy.random.Generator
+        Temporal noise of all frames.
+    steps : int
+        Number of exposure steps (>= 50 per the standard; >= 10 accepted).
+    stack_frames : int
+        ``L``, frames in the dark and 50 % stacks (>= 16 per the standard; >= 2 accepted).
+    overshoot : float
+        Last step's photons relative to :attr:`Sensor.saturation_photons` (> 1: just past
+        saturation).
+    exposure_max_s : float
+        Exposure time of the last step (s). Longer times make the dark current measurable.
+    wrap : callable, optional
+        Wraps the step iterator (e.g. a progress bar).
+
+    Returns
+    -------
+    MeasurementSeries
+    """
+    if steps < 10:
+        raise ValueError(f"steps must be >= 10 (the standard asks for >= 50), got {steps}")
+    if stack_frames < 2:
+        raise ValueError(
+            f"stack_frames must be >= 2 (the standard asks for 16), got {stack_frames}"
+        )
+    if not (overshoot > 1 and math.isfinite(overshoot)):
+        raise ValueError(f"overshoot must be > 1 (x saturation), got {overshoot}")
+    if not (exposure_max_s > 0 and math.isfinite(exposure_max_s)):
+        raise ValueError(f"exposure_max_s must be > 0 s, got {exposure_max_s} s")
+    shape = sensor.shape
+    photons_max = overshoot * sensor.saturation_photons
+    fraction = np.arange(1, steps + 1) / steps
+    exposure = exposure_max_s * fraction
+    photons = photons_max * fraction
+    zeros = np.zeros((2, *shape))
+    mu_y, var_y, mu_d, var_d = (np.empty(steps) for _ in range(4))
+    it: Iterable[int] = range(steps)
+    if wrap is not None:
+        it = wrap(it)
+    for i in it:
+        bright = sensor.expose(
+            np.broadcast_to(photons[i], (2, *shape)), exposure_s=exposure[i], rng=rng
+        )
+        dark = sensor.expose(zeros, exposure_s=exposure[i], rng=rng)
+        mu_y[i], var_y[i] = pair_mean(*bright), pair_temporal_variance(*bright)
+        mu_d[i], var_d[i] = pair_mean(*dark), pair_temporal_variance(*dark)
+    t50 = exposure_max_s * 0.5 / overshoot
+    p50 = photons_max * 0.5 / overshoot
+    stack_bright = sensor.expose(
+        np.broadcast_to(p50, (stack_frames, *shape)), exposure_s=t50, rng=rng
+    )
+    stack_dark = sensor.expose(np.zeros((stack_frames, *shape)), exposure_s=t50, rng=rng)
+    return MeasurementSeries(
+        photons=photons,
+        exposure_s=exposure,
+        mu_y=mu_y,
+        var_y=var_y,
+        mu_dark=mu_d,
+        var_dark=var_d,
+        stack_bright=stack_bright,
+        stack_dark=stack_dark,
+        stack_photons=float(p50),
+    )
+
+
+def characterise(
+    sensor: Sensor, *, rng: np.random.Generator, **series_kwargs: Any
+) -> tuple[EMVAResult, MeasurementSeries]:
+    """Simulate the series on ``sensor`` (see :func:`simulate_series`) and analyse it."""
+    series = simulate_series(sensor, rng=rng, **series_kwargs)
+    return analyse(series), series
+
+
+# (key, label, unit, format)
+_ROWS = [
+    ("system_gain_dn_per_e", "system gain K", "DN/e-", ".4f"),
+    ("quantum_efficiency", "quantum efficiency", "", ".4f"),
+    ("read_noise_e", "temporal dark noise sigma_d", "e-", ".3f"),
+    ("dark_variance_dn2", "dark variance K^2 sd^2 + 1/12", "DN^2", ".4f"),
+    ("dark_mean_dn", "dark mean (offset)", "DN", ".3f"),
+    ("dark_current_e_per_s", "dark current", "e-/s", ".3g"),
+    ("dsnu_e", "DSNU", "e-", ".3f"),
+    ("prnu_fraction", "PRNU", "", ".5f"),
+    ("saturation_e", "saturation capacity", "e-", ".0f"),
+    ("snr_max", "SNR_max", "", ".1f"),
+    ("snr_max_db", "SNR_max", "dB", ".2f"),
+    ("dynamic_range", "dynamic range", "", ".0f"),
+    ("dynamic_range_db", "dynamic range", "dB", ".2f"),
+]
+
+
+def configured_values(sensor: Sensor) -> dict[str, float]:
+    """The figures the EMVA series should recover, from the sensor's configuration."""
+    c = sensor.config
+    k = c.system_gain_dn_per_e
+    dark_var = k**2 * c.read_noise_e**2 + QUANTISATION_VARIANCE_DN2
+    sat = sensor.saturation_e
+    dr = sat / sensitivity_threshold_e(max(dark_var, 0.24), k)
+    return {
+        "system_gain_dn_per_e": k,
+        "quantum_efficiency": c.quantum_efficiency,
+        "read_noise_e": c.read_noise_e,
+        "dark_variance_dn2": dark_var,
+        "dark_mean_dn": c.black_level_dn,
+        "dark_current_e_per_s": c.dark_current_e_per_s,
+        "dsnu_e": c.dsnu_e,
+        "prnu_fraction": c.prnu_fraction,
+        "saturation_e": sat,
+        "snr_max": math.sqrt(sat),
+        "snr_max_db": 20 * math.log10(math.sqrt(sat)),
+        "dynamic_range": dr,
+        "dynamic_range_db": 20 * math.log10(dr),
+    }
+
+
+def measured_values(result: EMVAResult) -> dict[str, float]:
+    """The recovered figures of :func:`configured_values`' keys."""
+    return {key: float(getattr(result, key)) for key, *_ in _ROWS}
+
+
+def _table(title: str, configured: dict[str, float], measured: dict[str, float]) -> str:
+    lines = [title, f"{'quantity':<38}{'configured':>13}{'measured':>13}{'deviation':>11}"]
+    for key, label, unit, fmt in _ROWS:
+        name = f"{label} [{unit}]" if unit else label
+        c, m = configured[key], measured[key]
+        if key == "dark_mean_dn":
+            dev = f"{m - c:+.3f} DN"
+        elif c != 0 and math.isfinite(m):
+            dev = f"{100 * (m - c) / c:+.2f} %"
+        else:
+            dev = "-"
+        lines.append(f"{name:<38}{format(c, fmt):>13}{format(m, fmt):>13}{dev:>11}")
+    return "\n".join(lines)
+
+
+def _check_plot_path(path: Path) -> str:
+    """Validate ``--plot`` before any work; return the matplotlib format name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fmt = path.suffix.lower().lstrip(".")
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    if fmt not in formats:
+        raise CLIError(
+            f"--plot {path}: unsupported image type {path.suffix or '(none)'!r}; "
+            f"use one of {', '.join('.' + f for f in sorted(formats))}"
+        )
+    if path.is_dir():
+        raise CLIError(f"--plot {path}: is a directory")
+    parent = path.parent
+    if not parent.is_dir():
+        raise CLIError(f"--plot {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CLIError(f"--plot {path}: folder {parent} is not writable")
+    return fmt
+
+
+def write_plot(
+    path: Path, fmt: str, result: EMVAResult, series: MeasurementSeries, title: str
+) -> None:
+    """Photon-transfer and SNR curves of a series, written atomically to ``path``."""
+    from matplotlib.figure import Figure
+
+    from optics.fileio import write_bytes_atomic
+
+    s, r = series, result
+    signal = s.mu_y - s.mu_dark
+    noise = s.var_y - s.var_dark
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    fit = np.zeros(s.photons.size, bool)
+    fit[r.fit_indices] = True
+    ax1.plot(signal[~fit], noise[~fit], "o", mfc="none", color="C0", label="measured")
+    ax1.plot(signal[fit], noise[fit], "o", color="C0", label="used for the fit")
+    x = np.linspace(0, signal[r.sat_index], 50)
+    ax1.plot(
+        x,
+        r.system_gain_dn_per_e * x,
+        "-",
+        color="C1",
+        label=f"K = {r.system_gain_dn_per_e:.4f} DN/e-",
+    )
+    ax1.axvline(signal[r.sat_index], color="0.5", ls=":", label="saturation")
+    ax1.set(
+        xlabel="mu_y - mu_y.dark [DN]",
+        ylabel="sigma_y^2 - sigma_y.dark^2 [DN^2]",
+        title="photon transfer",
+    )
+    ax1.legend(fontsize="small")
+    snr = signal / np.sqrt(np.maximum(s.var_y, 1e-12))
+    ok = (signal > 0) & (np.arange(signal.size) <= r.sat_index)
+    ax2.loglog(s.photons[ok], snr[ok], "o", color="C0", label="measured")
+    mp = np.geomspace(max(r.sensitivity_threshold_photons / 3, 1e-3), s.photons[-1], 200)
+    eta, k = r.quantum_efficiency, r.system_gain_dn_per_e
+    model = eta * mp / np.sqrt(r.read_noise_e**2 + QUANTISATION_VARIANCE_DN2 / k**2 + eta * mp)
+    model[mp > r.saturation_photons] = np.nan
+    ax2.loglog(mp, model, "-", color="C1", label="EMVA model (fitted)")
+    ax2.loglog(mp, np.sqrt(mp), "--", color="0.5", label="ideal sensor sqrt(mu_p)")
+    ax2.axvline(r.saturation_photons, color="0.5", ls=":")
+    ax2.set(xlabel="mu_p [photons/pixel]", ylabel="SNR", title="signal-to-noise ratio")
+    ax2.legend(fontsize="small")
+    fig.suptitle(title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=120)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def _parse_roi(text: str) -> tuple[int, int] | None:
+    if text.lower() == "full":
+        return None
+    parts = text.lower().split("x")
+    try:
+        vals = [int(p) for p in parts]
+    except ValueError:
+        vals = []
+    if len(vals) == 1:
+        vals *= 2
+    if len(vals) != 2 or min(vals) < 4:
+        raise CLIError(f"--roi must be WIDTHxHEIGHT (each >= 4 px), N or 'full', got {text!r}")
+    return vals[0], vals[1]
+
+
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="python -m optics.emva",
+        description="Simulate the EMVA 1288 measurement series on a sensor and print the "
+        "recovered figures next to the configured ones.",
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", choices=sorted(PRESETS), help="sensor preset (default imx174)")
+    src.add_argument(
+        "--config", type=Path, help="TOML file with a sensor table ([sensor] or top level)"
+    )
+    p.add_argument(
+        "--roi",
+        default=str(DEFAULT_ROI_PX),
+        help="region of interest WIDTHxHEIGHT, N (square) or 'full' (default 128; "
+        "never larger than the sensor)",
+    )
+    p.add_argument("--steps", type=int, default=50, help="exposure steps (default 50)")
+    p.add_argument(
+        "--stack", type=int, default=16, help="frames L in the spatial stacks (default 16)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the temporal noise (default 0)")
+    p.add_argument(
+        "--plot", type=Path, help="write photon-transfer and SNR curves here (.png, .pdf, .svg)"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print the figures as JSON instead of a table"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.config is not None:
+        try:
+            config = SensorConfig.from_toml(args.config)
+        except ValueError as exc:
+            if type(exc).__name__ == "TOMLDecodeError":
+                raise CLIError(f"{args.config}: invalid TOML: {exc}") from None
+            raise
+        name = str(args.config)
+    else:
+        name = args.preset or "imx174"
+        config = PRESETS[name]
+    roi = _parse_roi(args.roi)
+    if roi is not None:
+        w, h = min(roi[0], config.width_px), min(roi[1], config.height_px)
+        config = config.model_copy(update={"width_px": w, "height_px": h})
+    if args.seed < 0:
+        raise CLIError(f"--seed must be >= 0, got {args.seed}")
+    fmt = _check_plot_path(args.plot) if args.plot is not None else None
+
+    sensor = Sensor(config)
+    rng = np.random.default_rng(args.seed)
+    result, series = characterise(
+        sensor,
+        rng=rng,
+        steps=args.steps,
+        stack_frames=args.stack,
+        wrap=lambda it: progress(it, total=args.steps, desc="EMVA series", quiet=args.quiet),
+    )
+    configured, measured = configured_values(sensor), measured_values(result)
+    title = (
+        f"EMVA 1288 characterisation of {name} ({config.width_px}x{config.height_px} px, "
+        f"{args.steps} steps, L = {args.stack}, seed {args.seed})"
+    )
+    if fmt is not None:
+        write_plot(args.plot, fmt, result, series, title)
+    if args.json:
+        out = {
+            "sensor": name,
+            "width_px": config.width_px,
+            "height_px": config.height_px,
+            "configured": configured,
+            "measured": measured,
+            "read_noise_is_upper_bound": result.read_noise_is_upper_bound,
+        }
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+    else:
+        text = _table(title, configured, measured)
+        if result.read_noise_is_upper_bound:
+            text += "\nnote: dark variance below 0.24 DN^2, sigma_d is an upper bound"
+        sys.stdout.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
