@@ -1,0 +1,423 @@
+"""Fiber-bundle faceplate and its optical key (PHYSICS.md §3).
+
+A faceplate is a lattice of fibers (:mod:`optics.lattice` states the geometry conventions:
+row-major sites, row 0 at the top, x right / y down in µm from the face centre). Each input
+fiber ``i`` is routed to output site ``routing[i]`` and carries its light with transmission
+``transmission[i]`` plus a stray-light offset ``bias[i]``; neighbouring cores leak light into
+each other at the input and output faces (crosstalk); a few fibers may be dead. Together
+these are the device's **key**.
+
+The routing permutes fibers only inside ``b × b`` blocks of the lattice (``block_size``);
+``b = 1`` is a coherent faceplate, ``b ≥ max(rows, cols)`` a global permutation. With
+``permute_blocks`` whole blocks are moved too, each block travelling as a sub-bundle, so that
+the coarse thumbnail of block means is scrambled as well.
+
+Against anyone who can show the camera patterns of their choosing, the faceplate is
+obfuscation, not cryptography: the routing of an incoherent bundle is routinely recovered
+with Gray codes or line scans.
+
+The affine light model of one faceplate, with ``x`` the flux entering each input fiber::
+
+    y_out = C_out · P · (D · C_in · x + bias)       (D = diag(transmission), 0 for dead fibers)
+
+is built by :func:`optics.operators.transfer_operator`; the image-plane sampling and the
+sensor coupling operators live in :mod:`optics.operators`, the authorised inverse in
+:mod:`optics.unscramble`. All are re-exported here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from optics import lattice as _lat
+from optics.keyfile import KeyFileError, canonical_json, read_key_file, write_key_file
+
+__all__ = [
+    "FaceplateConfig",
+    "Key",
+    "KeyFileError",
+    "coupling_operator",
+    "keygen",
+    "sampling_operator",
+    "scramble",
+    "site_readout",
+    "transfer_operator",
+    "unscramble",
+]
+
+
+class FaceplateConfig(BaseModel):
+    """Geometry of a fiber faceplate and the recipe of its key.
+
+    The defaults describe the default printable camera (PHYSICS.md §6): a 64 × 64 square
+    lattice at 1 mm pitch with 0.6 mm cores and an 8 × 8 block key with block permutation.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lattice: Literal["square", "hexagonal"] = Field(
+        "square", description="Lattice kind: 'square' or 'hexagonal' (odd rows shifted by pitch/2)."
+    )
+    rows: int = Field(64, ge=1, le=8192, description="Number of fiber rows (sites).")
+    cols: int = Field(64, ge=1, le=8192, description="Number of fiber columns (sites).")
+    pitch_um: float = Field(1000.0, gt=0, description="Centre-to-centre fiber pitch, µm.")
+    core_diameter_um: float = Field(
+        600.0, gt=0, description="Fiber core diameter, µm (must be smaller than pitch_um)."
+    )
+    numerical_aperture: float = Field(
+        0.5, gt=0, le=2.0, description="Fiber numerical aperture sqrt(n_core² − n_clad²), unitless."
+    )
+    block_size: int = Field(
+        8,
+        ge=1,
+        description="Key block size b, fibers: routing permutes within b×b blocks "
+        "(1 = coherent faceplate, >= lattice size = global permutation).",
+    )
+    permute_blocks: bool = Field(
+        True,
+        description="Also permute whole blocks across the lattice, each block travelling as a "
+        "sub-bundle (ignored for block_size 1, which stays coherent).",
+    )
+    transmission_mean: float = Field(
+        1.0,
+        gt=0,
+        le=1.0,
+        description="Mean fiber transmission, fraction (attenuation, Fresnel losses); "
+        "fabrication can write back measured values.",
+    )
+    transmission_rms: float = Field(
+        0.05, ge=0, le=0.5, description="RMS fabrication variation of transmission, fraction."
+    )
+    gain_key_rms: float = Field(
+        0.0, ge=0, le=0.5, description="RMS of a deliberate per-fiber gain key, fraction."
+    )
+    bias_photons_per_s: float = Field(
+        0.0,
+        ge=0,
+        description="Mean per-fiber stray-light offset at the output face, photons/s "
+        "(each fiber's offset is uniform in [0, 2 × mean]).",
+    )
+    crosstalk_in: float = Field(
+        0.0, ge=0, lt=0.5, description="Nearest-neighbour coupling at the input face, fraction."
+    )
+    crosstalk_out: float = Field(
+        0.0, ge=0, lt=0.5, description="Nearest-neighbour coupling at the output face, fraction."
+    )
+    dead_fraction: float = Field(0.0, ge=0, le=0.5, description="Fraction of dead fibers.")
+    seed: int = Field(
+        0, ge=0, description="Key seed (keep secret; the key is a deterministic function of it)."
+    )
+
+    @model_validator(mode="after")
+    def _core_fits(self) -> FaceplateConfig:
+        if self.core_diameter_um >= self.pitch_um:
+            raise ValueError(
+                f"core_diameter_um ({self.core_diameter_um} µm) must be smaller than "
+                f"pitch_um ({self.pitch_um} µm)"
+            )
+        return self
+
+    @property
+    def n_fibers(self) -> int:
+        """Number of fibers (= sites), ``rows × cols``."""
+        return self.rows * self.cols
+
+    @property
+    def fill_factor(self) -> float:
+        """Core area fraction of the face (see :func:`optics.lattice.fill_factor`)."""
+        return _lat.fill_factor(self.lattice, self.pitch_um, self.core_diameter_um)
+
+    def site_centers_um(self) -> np.ndarray:
+        """``(n, 2)`` site centres in µm, x right, y down, from the face centre."""
+        return _lat.site_centers_um(self.lattice, self.rows, self.cols, self.pitch_um)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+def _csr_arrays(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
+    return {
+        f"{prefix}_indptr": m.indptr.astype(np.int64),
+        f"{prefix}_indices": m.indices.astype(np.int64),
+        f"{prefix}_data": m.data.astype(np.float64),
+    }
+
+
+class Key:
+    """The secret of one faceplate: routing, transmission, bias, crosstalk and dead fibers.
+
+    Attributes (read-only arrays, ``n = rows × cols``, indexed by **input** fiber unless stated)
+    ------------------------------------------------------------------------------------------
+    config : FaceplateConfig
+        The recipe the key came from (lattice kind, size, pitch, block size, ...).
+    routing : (n,) int64
+        Output site (row-major) of each input fiber; a permutation.
+    transmission : (n,) float64
+        Fraction of light each fiber transmits (dead fibers keep their value here; the
+        transfer operator zeroes them).
+    bias : (n,) float64
+        Stray-light offset each fiber adds at its output end, photons/s.
+    dead : (n,) bool
+        Fibers that carry no light.
+    crosstalk_in, crosstalk_out : (n, n) CSR
+        Row-normalised non-negative coupling on the input face (indexed by input site) and
+        on the output face (indexed by output site).
+
+    ``repr`` shows only the lattice and the fingerprint; never log the arrays.
+    """
+
+    __slots__ = (
+        "_fingerprint",
+        "bias",
+        "config",
+        "crosstalk_in",
+        "crosstalk_out",
+        "dead",
+        "routing",
+        "transmission",
+    )
+
+    def __init__(
+        self,
+        config: FaceplateConfig,
+        routing: np.ndarray,
+        transmission: np.ndarray,
+        bias: np.ndarray,
+        dead: np.ndarray,
+        crosstalk_in: sp.spmatrix,
+        crosstalk_out: sp.spmatrix,
+    ) -> None:
+        if not isinstance(config, FaceplateConfig):
+            raise TypeError(f"config must be a FaceplateConfig, got {type(config).__name__}")
+        n = config.n_fibers
+        routing = np.asarray(routing)
+        if routing.shape != (n,) or not np.issubdtype(routing.dtype, np.integer):
+            raise ValueError(
+                f"routing must be an integer array of shape ({n},), got {routing.shape}"
+            )
+        if not np.array_equal(np.sort(routing), np.arange(n)):
+            raise ValueError("routing must be a permutation of the output sites 0..n-1")
+        arrays = {}
+        for name, arr in (("transmission", transmission), ("bias", bias)):
+            a = np.asarray(arr, dtype=np.float64)
+            if a.shape != (n,) or not np.all(np.isfinite(a)) or np.any(a < 0):
+                raise ValueError(f"{name} must be ({n},) finite and non-negative")
+            arrays[name] = a
+        dead = np.asarray(dead)
+        if dead.shape != (n,) or dead.dtype != np.bool_:
+            raise ValueError(f"dead must be a boolean array of shape ({n},)")
+        mats = {}
+        for name, m in (("crosstalk_in", crosstalk_in), ("crosstalk_out", crosstalk_out)):
+            m = sp.csr_matrix(m, dtype=np.float64)
+            if m.shape != (n, n) or np.any(m.data < 0) or not np.all(np.isfinite(m.data)):
+                raise ValueError(f"{name} must be a non-negative ({n}, {n}) matrix")
+            if not np.allclose(np.asarray(m.sum(axis=1)).ravel(), 1.0, atol=1e-9):
+                raise ValueError(f"{name} rows must sum to 1")
+            m.sort_indices()
+            m.data.setflags(write=False)
+            mats[name] = m
+        object.__setattr__(self, "config", config)
+        object.__setattr__(self, "routing", _readonly(routing.astype(np.int64)))
+        object.__setattr__(self, "transmission", _readonly(arrays["transmission"]))
+        object.__setattr__(self, "bias", _readonly(arrays["bias"]))
+        object.__setattr__(self, "dead", _readonly(dead))
+        object.__setattr__(self, "crosstalk_in", mats["crosstalk_in"])
+        object.__setattr__(self, "crosstalk_out", mats["crosstalk_out"])
+        object.__setattr__(self, "_fingerprint", None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Key is immutable; use with_transmission() for a modified copy")
+
+    # -- identity -----------------------------------------------------------------------------
+    def _arrays(self) -> dict[str, np.ndarray]:
+        out = {
+            "routing": self.routing,
+            "transmission": self.transmission,
+            "bias": self.bias,
+            "dead": self.dead,
+        }
+        out.update(_csr_arrays("crosstalk_in", self.crosstalk_in))
+        out.update(_csr_arrays("crosstalk_out", self.crosstalk_out))
+        return out
+
+    @property
+    def fingerprint(self) -> str:
+        """First 16 hex digits of the SHA-256 of the key's canonical content; safe for logs."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            h.update(canonical_json({"config": self.config.model_dump(mode="json")}))
+            for name, a in self._arrays().items():
+                a = np.ascontiguousarray(a)
+                h.update(canonical_json([name, a.dtype.str, list(a.shape)]))
+                h.update(a.tobytes())
+            object.__setattr__(self, "_fingerprint", h.hexdigest()[:16])
+        return self._fingerprint
+
+    @property
+    def n_fibers(self) -> int:
+        """Number of fibers ``rows × cols``."""
+        return self.config.n_fibers
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"Key({c.lattice} {c.rows}x{c.cols}, fingerprint={self.fingerprint})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Key):
+            return NotImplemented
+        return self.fingerprint == other.fingerprint
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+    # -- derived keys ---------------------------------------------------------------------------
+    def with_transmission(self, new_transmission: np.ndarray) -> Key:
+        """A copy of this key with per-fiber transmission replaced (e.g. measured values).
+
+        Parameters
+        ----------
+        new_transmission : (n,) float
+            Fraction transmitted by each input fiber, >= 0.
+        """
+        return Key(
+            self.config,
+            self.routing,
+            new_transmission,
+            self.bias,
+            self.dead,
+            self.crosstalk_in,
+            self.crosstalk_out,
+        )
+
+    # -- files ----------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the key to one file (conventionally ``*.key``), atomically, mode 0600.
+
+        Raises ``FileExistsError`` if ``path`` exists and ``overwrite`` is False.
+        """
+        meta = {"config": self.config.model_dump(mode="json"), "fingerprint": self.fingerprint}
+        return write_key_file(path, meta, self._arrays(), overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Key:
+        """Read a key written by :meth:`save`.
+
+        Raises
+        ------
+        KeyFileError
+            (a ``ValueError``) for a truncated, damaged, tampered or foreign file.
+        """
+        meta, arrays = read_key_file(path)
+        try:
+            config = FaceplateConfig.model_validate(meta["config"])
+        except (KeyError, TypeError, ValidationError) as exc:
+            raise KeyFileError(
+                f"{path}: invalid faceplate configuration in key file ({exc})"
+            ) from None
+        n = config.n_fibers
+        try:
+            mats = [
+                sp.csr_matrix(
+                    (arrays[f"{p}_data"], arrays[f"{p}_indices"], arrays[f"{p}_indptr"]),
+                    shape=(n, n),
+                )
+                for p in ("crosstalk_in", "crosstalk_out")
+            ]
+            key = cls(
+                config,
+                arrays["routing"],
+                arrays["transmission"],
+                arrays["bias"],
+                arrays["dead"],
+                mats[0],
+                mats[1],
+            )
+        except KeyError as exc:
+            raise KeyFileError(f"{path}: key file lacks array {exc.args[0]!r}") from None
+        except (ValueError, TypeError) as exc:
+            raise KeyFileError(f"{path}: inconsistent key contents ({exc})") from None
+        if meta.get("fingerprint") != key.fingerprint:
+            raise KeyFileError(f"{path}: fingerprint does not match the key contents")
+        return key
+
+
+def _local_routing(rows: int, cols: int, b: int, rng: np.random.Generator) -> np.ndarray:
+    """Random permutation of sites inside each b×b block (vectorised)."""
+    n = rows * cols
+    bid = _lat.block_ids(rows, cols, b)
+    sites_by_block = np.argsort(bid, kind="stable")  # ascending site within each block
+    fibers_shuffled = np.lexsort((rng.random(n), bid))  # random order within each block
+    routing = np.empty(n, dtype=np.int64)
+    routing[fibers_shuffled] = sites_by_block
+    return routing
+
+
+def _block_mapping(rows: int, cols: int, b: int, rng: np.random.Generator) -> np.ndarray:
+    """Destination block of every block; blocks only swap with blocks of the same shape."""
+    org = _lat.block_origins(rows, cols, b)
+    dest = np.arange(len(org))
+    shapes = org[:, 2] * 100003 + org[:, 3]
+    for s in np.unique(shapes):
+        members = np.flatnonzero(shapes == s)
+        dest[members] = members[rng.permutation(members.size)]
+    return dest
+
+
+def keygen(config: FaceplateConfig) -> Key:
+    """Draw the key described by ``config``; deterministic in ``config.seed``.
+
+    Each ingredient has its own random stream spawned from the seed, so e.g. changing the
+    bias level does not change the routing.
+    """
+    if not isinstance(config, FaceplateConfig):
+        raise TypeError(f"config must be a FaceplateConfig, got {type(config).__name__}")
+    rows, cols, b = config.rows, config.cols, config.block_size
+    n = config.n_fibers
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(6)]
+    r_route, r_blocks, r_trans, r_gain, r_bias, r_dead = streams
+
+    routing = _local_routing(rows, cols, b, r_route)
+    if config.permute_blocks and b > 1:
+        dest = _block_mapping(rows, cols, b, r_blocks)
+        org = _lat.block_origins(rows, cols, b)
+        bid = _lat.block_ids(rows, cols, b)
+        tr, tc = np.divmod(routing, cols)
+        src_block = bid[routing]  # block holding the local target (= the fiber's own block)
+        new_block = dest[src_block]
+        tr = tr - org[src_block, 0] + org[new_block, 0]
+        tc = tc - org[src_block, 1] + org[new_block, 1]
+        routing = tr * cols + tc
+
+    fab = 1.0 + config.transmission_rms * r_trans.standard_normal(n)
+    gain = 1.0 + config.gain_key_rms * r_gain.standard_normal(n)
+    transmission = config.transmission_mean * np.clip(fab, 0.05, None) * np.clip(gain, 0.05, None)
+    transmission = np.clip(transmission, 0.0, 1.0)
+    bias = 2.0 * config.bias_photons_per_s * r_bias.random(n)
+    dead = np.zeros(n, dtype=bool)
+    n_dead = round(config.dead_fraction * n)
+    if n_dead:
+        dead[r_dead.choice(n, size=n_dead, replace=False)] = True
+    bias[dead] = 0.0
+    c_in = _lat.crosstalk_matrix(config.lattice, rows, cols, config.crosstalk_in)
+    c_out = _lat.crosstalk_matrix(config.lattice, rows, cols, config.crosstalk_out)
+    return Key(config, routing, transmission, bias, dead, c_in, c_out)
+
+
+from optics.operators import (  # noqa: E402  (re-export; operators do not import this module)
+    coupling_operator,
+    sampling_operator,
+    transfer_operator,
+)
+from optics.unscramble import scramble, site_readout, unscramble  # noqa: E402

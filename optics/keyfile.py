@@ -1,0 +1,196 @@
+"""The ``.key`` container: one file holding a key's arrays and JSON metadata.
+
+Layout (all integers little-endian)::
+
+    magic        8 bytes   b"\\x89KEYCAM\\n"
+    header_len   8 bytes   uint64, length of the JSON header in bytes
+    header       JSON (UTF-8): {"format": "keycam-key", "version": 1, "meta": {...},
+                               "arrays": [{"name", "dtype", "shape", "offset", "nbytes"}, ...],
+                               "checksum": "sha256:<64 hex>"}
+    payload      the arrays' raw bytes, back to back (offsets relative to the payload start)
+
+The checksum is the SHA-256 of the canonical JSON of the header *without* its ``checksum``
+entry, followed by the payload. Reading checks the magic, the format name and version, that
+the file is exactly as long as the header says, the checksum, and only then decodes arrays
+(never with pickle). Any failure raises :class:`KeyFileError` naming the path and the problem.
+
+Key files are secrets: they are written atomically through :mod:`optics.fileio` with mode
+0600 and are never overwritten unless asked to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optics.fileio import atomic_write
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MAGIC",
+    "KeyFileError",
+    "read_key_file",
+    "write_key_file",
+]
+
+MAGIC = b"\x89KEYCAM\n"
+FORMAT_NAME = "keycam-key"
+FORMAT_VERSION = 1
+_MAX_HEADER = 1 << 20
+_ALLOWED_DTYPES = {"<i8", "<i4", "<f8", "<f4", "|b1", "|u1"}
+
+
+class KeyFileError(ValueError):
+    """A key file is missing parts, damaged, tampered with, or not a keycam key file."""
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Deterministic JSON bytes (sorted keys, no spaces) used for checksums and fingerprints."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _as_le(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    if a.dtype == np.bool_:
+        return a
+    return a.astype(a.dtype.newbyteorder("<"), copy=False)
+
+
+def write_key_file(
+    path: str | os.PathLike[str],
+    meta: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``meta`` and ``arrays`` to ``path`` as one key file (mode 0600, atomic).
+
+    Parameters
+    ----------
+    path : path-like
+        Destination (conventionally ending in ``.key``).
+    meta : dict
+        JSON-serialisable metadata.
+    arrays : dict of str -> ndarray
+        Arrays to store, in insertion order. Allowed dtypes: int32/64, float32/64, bool, uint8.
+    overwrite : bool
+        Replace an existing file. Default False: an existing file raises ``FileExistsError``.
+    """
+    specs = []
+    chunks = []
+    offset = 0
+    for name, arr in arrays.items():
+        a = _as_le(np.asarray(arr))
+        if a.dtype.str not in _ALLOWED_DTYPES:
+            raise ValueError(f"array {name!r}: unsupported dtype {a.dtype} for a key file")
+        data = a.tobytes(order="C")
+        specs.append(
+            {
+                "name": name,
+                "dtype": a.dtype.str,
+                "shape": list(a.shape),
+                "offset": offset,
+                "nbytes": len(data),
+            }
+        )
+        chunks.append(data)
+        offset += len(data)
+    payload = b"".join(chunks)
+    header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "meta": meta, "arrays": specs}
+    digest = hashlib.sha256(canonical_json(header) + payload).hexdigest()
+    header["checksum"] = "sha256:" + digest
+    hbytes = canonical_json(header)
+    with atomic_write(path, mode=0o600, overwrite=overwrite) as fh:
+        fh.write(MAGIC)
+        fh.write(struct.pack("<Q", len(hbytes)))
+        fh.write(hbytes)
+        fh.write(payload)
+    return Path(path)
+
+
+def read_key_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read and verify a key file written by :func:`write_key_file`.
+
+    Returns
+    -------
+    meta : dict
+        The stored metadata.
+    arrays : dict of str -> ndarray
+        Fresh (writable) copies of the stored arrays.
+
+    Raises
+    ------
+    KeyFileError
+        Truncated, damaged, tampered or foreign file (the message names the path).
+    FileNotFoundError
+        No file at ``path``.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+
+    def fail(problem: str) -> KeyFileError:
+        return KeyFileError(f"{path}: {problem}")
+
+    if len(raw) < len(MAGIC) + 8:
+        if raw and MAGIC.startswith(raw[: len(MAGIC)]):
+            raise fail("truncated key file (shorter than its header)")
+        raise fail("not a keycam key file (missing magic bytes)")
+    if raw[: len(MAGIC)] != MAGIC:
+        raise fail("not a keycam key file (missing magic bytes)")
+    (hlen,) = struct.unpack("<Q", raw[len(MAGIC) : len(MAGIC) + 8])
+    start = len(MAGIC) + 8
+    if hlen > _MAX_HEADER:
+        raise fail(f"damaged key file (implausible header length {hlen} bytes)")
+    if start + hlen > len(raw):
+        raise fail("truncated key file (header cut short)")
+    try:
+        header = json.loads(raw[start : start + hlen].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise fail(f"damaged key file (header is not valid JSON or UTF-8: {exc})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise fail("not a keycam key file (wrong format name)")
+    version = header.get("version")
+    if version != FORMAT_VERSION:
+        raise fail(f"unsupported key file version {version!r} (this keycam reads {FORMAT_VERSION})")
+    checksum = header.pop("checksum", None)
+    specs = header.get("arrays")
+    if not isinstance(checksum, str) or not checksum.startswith("sha256:"):
+        raise fail("damaged key file (missing checksum)")
+    if not isinstance(specs, list) or not isinstance(header.get("meta"), dict):
+        raise fail("damaged key file (header lacks 'meta' or 'arrays')")
+    payload = raw[start + hlen :]
+    try:
+        expected = sum(int(s["nbytes"]) for s in specs)
+    except (TypeError, KeyError, ValueError):
+        raise fail("damaged key file (bad array table)") from None
+    if len(payload) < expected:
+        raise fail(f"truncated key file (payload has {len(payload)} of {expected} bytes)")
+    if len(payload) > expected:
+        raise fail(f"damaged key file ({len(payload) - expected} unexpected trailing bytes)")
+    digest = hashlib.sha256(canonical_json(header) + payload).hexdigest()
+    if "sha256:" + digest != checksum:
+        raise fail("checksum mismatch: the key file was damaged or tampered with")
+    arrays: dict[str, np.ndarray] = {}
+    for s in specs:
+        try:
+            name, dtype, shape = str(s["name"]), str(s["dtype"]), tuple(int(v) for v in s["shape"])
+            off, nb = int(s["offset"]), int(s["nbytes"])
+        except (TypeError, KeyError, ValueError):
+            raise fail("damaged key file (bad array table)") from None
+        if dtype not in _ALLOWED_DTYPES:
+            raise fail(f"array {name!r} has unsupported dtype {dtype!r}")
+        dt = np.dtype(dtype)
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if off < 0 or off + nb > len(payload) or count * dt.itemsize != nb:
+            raise fail(f"array {name!r} does not fit its declared shape {shape}")
+        arrays[name] = (
+            np.frombuffer(payload, dtype=dt, count=count, offset=off).reshape(shape).copy()
+        )
+    return header["meta"], arrays

@@ -1,0 +1,207 @@
+"""Geometry of a fiber lattice: site centres, fill factor, neighbours and key blocks.
+
+Conventions (shared by every keycam module that talks about fiber sites)
+-----------------------------------------------------------------------
+- A lattice has ``rows × cols`` sites, indexed **row-major**: site ``r * cols + c``.
+- Row 0 is at the **top** of the face, column 0 at the left, as in an image.
+- Coordinates are in µm relative to the centre of the face: **x to the right, y down**
+  (image convention, so that increasing row index means increasing y).
+- ``"square"``: site ``(r, c)`` sits at ``(c · s, r · s)`` before centring.
+- ``"hexagonal"``: odd rows are shifted right by ``s/2`` and rows are ``√3/2 · s`` apart, so
+  every site has six neighbours at distance ``s``.
+- The face centre is the midpoint of the bounding box of the site centres.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = [
+    "LatticeKind",
+    "adjacency",
+    "block_ids",
+    "block_origins",
+    "crosstalk_matrix",
+    "fill_factor",
+    "neighbour_pairs",
+    "site_centers_um",
+]
+
+LatticeKind = Literal["square", "hexagonal"]
+
+_HEX_ROW = math.sqrt(3.0) / 2.0
+
+
+def _check_kind(lattice: str) -> None:
+    if lattice not in ("square", "hexagonal"):
+        raise ValueError(f"lattice must be 'square' or 'hexagonal', got {lattice!r}")
+
+
+def _check_shape(rows: int, cols: int) -> None:
+    if int(rows) != rows or int(cols) != cols or rows < 1 or cols < 1:
+        raise ValueError(f"rows and cols must be positive integers, got rows={rows}, cols={cols}")
+
+
+def site_centers_um(lattice: LatticeKind, rows: int, cols: int, pitch_um: float) -> np.ndarray:
+    """Centres of all fiber sites, in µm relative to the face centre.
+
+    Parameters
+    ----------
+    lattice : {"square", "hexagonal"}
+        Lattice kind.
+    rows, cols : int
+        Lattice size (sites).
+    pitch_um : float
+        Centre-to-centre distance of nearest neighbours, µm.
+
+    Returns
+    -------
+    (rows * cols, 2) float64
+        ``[:, 0]`` is x (µm, to the right), ``[:, 1]`` is y (µm, **down**); row-major order.
+    """
+    _check_kind(lattice)
+    _check_shape(rows, cols)
+    if not pitch_um > 0:
+        raise ValueError(f"pitch_um must be > 0 µm, got {pitch_um} µm")
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    if lattice == "square":
+        x = c * float(pitch_um)
+        y = r * float(pitch_um)
+    else:
+        x = (c + 0.5 * (r % 2)) * float(pitch_um)
+        y = r * (_HEX_ROW * float(pitch_um))
+    x = x - 0.5 * (x.min() + x.max())
+    y = y - 0.5 * (y.min() + y.max())
+    return np.column_stack([x, y]).astype(np.float64)
+
+
+def fill_factor(lattice: LatticeKind, pitch_um: float, core_diameter_um: float) -> float:
+    """Fraction of the face area covered by fiber cores (infinite-lattice value).
+
+    ``π/4 · (d/s)²`` for a square lattice and ``π/(2√3) · (d/s)² ≈ 0.907 (d/s)²`` for a
+    hexagonal one (PHYSICS.md §3).
+    """
+    _check_kind(lattice)
+    if not pitch_um > 0 or not core_diameter_um > 0:
+        raise ValueError(
+            f"pitch_um and core_diameter_um must be > 0 µm, got {pitch_um} µm, "
+            f"{core_diameter_um} µm"
+        )
+    ratio2 = (float(core_diameter_um) / float(pitch_um)) ** 2
+    if lattice == "square":
+        return math.pi / 4.0 * ratio2
+    return math.pi / (2.0 * math.sqrt(3.0)) * ratio2
+
+
+def neighbour_pairs(lattice: LatticeKind, rows: int, cols: int) -> np.ndarray:
+    """All nearest-neighbour pairs of sites (each unordered pair once).
+
+    Square lattices have 4 neighbours per interior site, hexagonal lattices 6; all at
+    distance ``pitch``.
+
+    Returns
+    -------
+    (n_pairs, 2) int64
+        Row-major site indices ``(i, j)`` with ``i < j``.
+    """
+    _check_kind(lattice)
+    _check_shape(rows, cols)
+    idx = np.arange(rows * cols).reshape(rows, cols)
+    pairs = [
+        np.column_stack([idx[:, :-1].ravel(), idx[:, 1:].ravel()]),  # right neighbour
+    ]
+    if lattice == "square":
+        pairs.append(np.column_stack([idx[:-1, :].ravel(), idx[1:, :].ravel()]))
+    else:
+        # Neighbours in the next row: even rows touch columns (c-1, c); odd rows (c, c+1).
+        for r in range(rows - 1):
+            a = idx[r]
+            b = idx[r + 1]
+            if r % 2 == 0:
+                pairs.append(np.column_stack([a, b]))
+                pairs.append(np.column_stack([a[1:], b[:-1]]))
+            else:
+                pairs.append(np.column_stack([a, b]))
+                pairs.append(np.column_stack([a[:-1], b[1:]]))
+    out = np.concatenate(pairs, axis=0).astype(np.int64)
+    out.sort(axis=1)
+    return out
+
+
+def adjacency(lattice: LatticeKind, rows: int, cols: int) -> sp.csr_matrix:
+    """Symmetric 0/1 nearest-neighbour adjacency matrix, ``(n, n)`` CSR."""
+    n = rows * cols
+    p = neighbour_pairs(lattice, rows, cols)
+    i = np.concatenate([p[:, 0], p[:, 1]])
+    j = np.concatenate([p[:, 1], p[:, 0]])
+    a = sp.csr_matrix((np.ones(i.size), (i, j)), shape=(n, n))
+    a.sum_duplicates()
+    return a
+
+
+def block_ids(rows: int, cols: int, block_size: int) -> np.ndarray:
+    """Index of the ``b × b`` key block holding each site (row-major over blocks).
+
+    Blocks tile the lattice from the top-left corner; when ``b`` does not divide the lattice
+    the last block row/column is smaller. ``b ≥ max(rows, cols)`` gives one block.
+
+    Returns
+    -------
+    (rows * cols,) int64
+    """
+    _check_shape(rows, cols)
+    if int(block_size) != block_size or block_size < 1:
+        raise ValueError(f"block_size must be a positive integer (fibers), got {block_size}")
+    b = int(block_size)
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    n_bcols = -(-cols // b)
+    return ((r // b) * n_bcols + (c // b)).astype(np.int64)
+
+
+def block_origins(rows: int, cols: int, block_size: int) -> np.ndarray:
+    """Top-left ``(row, col)`` and shape ``(h, w)`` of every key block.
+
+    Returns
+    -------
+    (n_blocks, 4) int64
+        Columns ``row0, col0, height, width``, blocks in row-major order (as :func:`block_ids`).
+    """
+    b = int(block_size)
+    r0 = np.arange(0, rows, b)
+    c0 = np.arange(0, cols, b)
+    rr, cc = np.meshgrid(r0, c0, indexing="ij")
+    rr = rr.ravel()
+    cc = cc.ravel()
+    h = np.minimum(b, rows - rr)
+    w = np.minimum(b, cols - cc)
+    return np.column_stack([rr, cc, h, w]).astype(np.int64)
+
+
+def crosstalk_matrix(lattice: LatticeKind, rows: int, cols: int, fraction: float) -> sp.csr_matrix:
+    """Nearest-neighbour coupling matrix ``C`` with ``out = C @ in`` on one face.
+
+    Each site keeps ``1 - fraction`` of its own light and receives ``fraction`` from its
+    nearest neighbours, shared equally among them (PHYSICS.md §3: sparse, non-negative,
+    row-normalised). A site without neighbours (1×1 lattice) keeps everything.
+
+    Returns
+    -------
+    (n, n) float64 CSR, non-negative, every row summing to 1.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"crosstalk fraction must be in [0, 1), got {fraction}")
+    n = rows * cols
+    if fraction == 0.0 or n == 1:
+        return sp.identity(n, format="csr", dtype=np.float64)
+    a = adjacency(lattice, rows, cols)
+    deg = np.asarray(a.sum(axis=1)).ravel()
+    scale = np.divide(fraction, deg, out=np.zeros(n), where=deg > 0)
+    keep = np.where(deg > 0, 1.0 - fraction, 1.0)
+    c = sp.diags(scale) @ a + sp.diags(keep)
+    c = sp.csr_matrix(c)
+    c.sort_indices()
+    return c
