@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from optics.cli import progress
 
+from ._threads import single_thread_blas
 from .dataset import Split, data_fingerprint
 from .layers import SoftmaxCrossEntropy
 from .network import LeNet, load_lenet
@@ -89,8 +91,6 @@ def train(
     epoch_seconds : list of float
         Wall-clock time of each epoch, seconds.
     """
-    import time
-
     rng = np.random.default_rng(config.seed)
     net = LeNet(rng=rng)
     loss_fn = SoftmaxCrossEntropy()
@@ -101,26 +101,26 @@ def train(
     x_all = split.x_train.astype(np.float32, copy=False)
     y_all = split.y_train
     n = len(y_all)
-    epoch_seconds = []
-    for epoch in range(config.epochs):
-        t0 = time.perf_counter()
-        lr = config.lr * config.lr_decay**epoch
-        order = rng.permutation(n)
-        starts = range(0, n, config.batch)
-        for s in progress(starts, total=len(starts), desc=f"epoch {epoch + 1}", quiet=quiet):
-            idx = order[s : s + config.batch]
-            xb = _shift(x_all[idx], config.shift_px, rng=rng)
-            loss_fn.forward(net.forward(xb), y_all[idx])
-            net.backward(loss_fn.backward())
-            t += 1
-            for name, layer, k in net.named_params():
-                g = layer.grads[k]
-                m[name] = b1 * m[name] + (1 - b1) * g
-                v[name] = b2 * v[name] + (1 - b2) * g * g
-                mhat = m[name] / (1 - b1**t)
-                vhat = v[name] / (1 - b2**t)
-                layer.params[k] = layer.params[k] - lr * mhat / (np.sqrt(vhat) + eps)
-        epoch_seconds.append(time.perf_counter() - t0)
+    starts = range(0, n, config.batch)
+    epoch_seconds: list[float] = []
+    with single_thread_blas():
+        for epoch in range(config.epochs):
+            t0 = time.perf_counter()
+            lr = config.lr * config.lr_decay**epoch
+            order = rng.permutation(n)
+            for s in progress(starts, total=len(starts), desc=f"epoch {epoch + 1}", quiet=quiet):
+                idx = order[s : s + config.batch]
+                xb = _shift(x_all[idx], config.shift_px, rng=rng)
+                loss_fn.forward(net.forward(xb), y_all[idx])
+                net.backward(loss_fn.backward())
+                t += 1
+                for name, layer, k in net.named_params():
+                    g = layer.grads[k]
+                    m[name] = b1 * m[name] + (1 - b1) * g
+                    v[name] = b2 * v[name] + (1 - b2) * g * g
+                    step = (m[name] / (1 - b1**t)) / (np.sqrt(v[name] / (1 - b2**t)) + eps)
+                    layer.params[k] = layer.params[k] - lr * step
+            epoch_seconds.append(time.perf_counter() - t0)
     return net, epoch_seconds
 
 
