@@ -48,6 +48,7 @@ __all__ = [
     "sampling_operator",
     "scramble",
     "site_readout",
+    "transfer_factors",
     "transfer_operator",
     "unscramble",
 ]
@@ -418,6 +419,7 @@ def keygen(config: FaceplateConfig) -> Key:
 from optics.operators import (  # noqa: E402  (re-export; operators do not import this module)
     coupling_operator,
     sampling_operator,
+    transfer_factors,
     transfer_operator,
 )
 from optics.unscramble import scramble, site_readout, unscramble  # noqa: E402

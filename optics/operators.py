@@ -34,6 +34,7 @@ __all__ = [
     "coupling_operator",
     "disk_grid_overlap",
     "sampling_operator",
+    "transfer_factors",
     "transfer_operator",
 ]
 
@@ -165,6 +166,37 @@ def sampling_operator(
     return m
 
 
+def transfer_factors(key: Key) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+    """The transfer operator as its sparse factors: ``T = C_out @ PD @ C_in``.
+
+    Applying the three factors in turn costs fewer operations than the explicit product when
+    both faces have crosstalk (about 11 vs 23 non-zeros per fiber on a square lattice), so hot
+    loops may prefer them; :func:`transfer_operator` returns the product.
+
+    Returns
+    -------
+    c_out : (n, n) CSR
+        Output-face crosstalk (``Key.crosstalk_out``).
+    pd : (n, n) CSR
+        Routing times transmission: ``pd[routing[i], i] = transmission[i]`` (0 for dead fibers).
+    c_in : (n, n) CSR
+        Input-face crosstalk (``Key.crosstalk_in``).
+    bias : (n,) float64
+        Stray-light offset at each output site, unit of ``Key.bias`` (photons/s).
+    """
+    n = key.n_fibers
+    routing = np.asarray(key.routing)
+    alive = ~np.asarray(key.dead)
+    t = np.asarray(key.transmission) * alive
+    # One entry per column: build CSC directly, then convert.
+    pd = sp.csc_matrix((t, routing, np.arange(n + 1)), shape=(n, n)).tocsr()
+    bias_sites = np.zeros(n)
+    bias_sites[routing] = np.asarray(key.bias) * alive
+    c_out = key.crosstalk_out
+    bias = bias_sites if _is_identity(c_out) else c_out @ bias_sites
+    return c_out, pd, key.crosstalk_in, np.asarray(bias, dtype=np.float64)
+
+
 def transfer_operator(key: Key) -> tuple[sp.csr_matrix, np.ndarray]:
     """Fiber inputs → output sites: ``y = T x + bias``.
 
@@ -177,25 +209,20 @@ def transfer_operator(key: Key) -> tuple[sp.csr_matrix, np.ndarray]:
     bias : (n_sites,) float64
         Stray-light offset at each output site, in the unit of ``Key.bias`` (photons/s).
     """
-    n = key.n_fibers
-    alive = ~np.asarray(key.dead)
-    t = np.asarray(key.transmission) * alive
-    pd = sp.csr_matrix((t, (np.asarray(key.routing), np.arange(n))), shape=(n, n))
-    p = sp.csr_matrix((np.ones(n), (np.asarray(key.routing), np.arange(n))), shape=(n, n))
-    c_in, c_out = key.crosstalk_in, key.crosstalk_out
-    m = pd if c_in.nnz == n and _is_identity(c_in) else pd @ c_in
-    if not (c_out.nnz == n and _is_identity(c_out)):
+    c_out, m, c_in, bias = transfer_factors(key)
+    if not _is_identity(c_in):
+        m = m @ c_in
+    if not _is_identity(c_out):
         m = c_out @ m
-    bias = p @ (np.asarray(key.bias) * alive)
-    if not (c_out.nnz == n and _is_identity(c_out)):
-        bias = c_out @ bias
     m = sp.csr_matrix(m)
     m.sort_indices()
-    return m, np.asarray(bias, dtype=np.float64)
+    return m, bias
 
 
 def _is_identity(m: sp.csr_matrix) -> bool:
     n = m.shape[0]
+    if m.nnz != n:
+        return False
     return bool(
         np.array_equal(m.indptr, np.arange(n + 1))
         and np.array_equal(m.indices, np.arange(n))

@@ -18,6 +18,7 @@ from optics.faceplate import (
     keygen,
     sampling_operator,
     scramble,
+    transfer_factors,
     transfer_operator,
     unscramble,
 )
@@ -290,6 +291,16 @@ def test_transfer_operator_routes_scales_and_biases():
             expected[key.routing[i]] = key.transmission[i]
         np.testing.assert_array_equal(dense[:, i], expected)
         assert b[key.routing[i]] == (0.0 if key.dead[i] else key.bias[i])
+
+
+def test_transfer_factors_multiply_to_the_transfer_operator():
+    key = keygen(_cfg(rows=12, cols=12, block_size=4, crosstalk_in=0.1, crosstalk_out=0.08))
+    t, b = transfer_operator(key)
+    c_out, pd, c_in, b2 = transfer_factors(key)
+    np.testing.assert_allclose((c_out @ pd @ c_in).toarray(), t.toarray(), atol=1e-15)
+    np.testing.assert_array_equal(b, b2)
+    # Crosstalk really mixes neighbours: an input spot reaches 5 × 5 output sites at most.
+    assert 5 < t[:, 50].nnz <= 25
 
 
 def test_coupling_columns_conserve_light_and_centroids_follow_magnification():
