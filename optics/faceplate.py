@@ -10,7 +10,9 @@ these are the device's **key**.
 The routing permutes fibers only inside ``b × b`` blocks of the lattice (``block_size``);
 ``b = 1`` is a coherent faceplate, ``b ≥ max(rows, cols)`` a global permutation. With
 ``permute_blocks`` whole blocks are moved too, each block travelling as a sub-bundle, so that
-the coarse thumbnail of block means is scrambled as well.
+the coarse thumbnail of block means is scrambled as well (blocks only trade places with
+blocks of the same shape; ``b = 1`` stays coherent). A local key alone leaks that thumbnail:
+on a natural 64 × 64 image the scrambled/plain correlation is still ≈ 0.3 at ``b = 8``.
 
 Against anyone who can show the camera patterns of their choosing, the faceplate is
 obfuscation, not cryptography: the routing of an incoherent bundle is routinely recovered
@@ -266,8 +268,13 @@ class Key:
 
     @property
     def n_fibers(self) -> int:
-        """Number of fibers ``rows × cols``."""
+        """Number of fibers ``rows × cols`` (= number of output sites)."""
         return self.config.n_fibers
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Lattice shape ``(rows, cols)``."""
+        return (self.config.rows, self.config.cols)
 
     def __repr__(self) -> str:
         c = self.config

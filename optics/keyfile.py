@@ -188,7 +188,9 @@ def read_key_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[st
             raise fail(f"array {name!r} has unsupported dtype {dtype!r}")
         dt = np.dtype(dtype)
         count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        if off < 0 or off + nb > len(payload) or count * dt.itemsize != nb:
+        if min(shape, default=0) < 0 or nb < 0 or off < 0:
+            raise fail(f"array {name!r} has a negative size or offset")
+        if off + nb > len(payload) or count * dt.itemsize != nb:
             raise fail(f"array {name!r} does not fit its declared shape {shape}")
         arrays[name] = (
             np.frombuffer(payload, dtype=dt, count=count, offset=off).reshape(shape).copy()
