@@ -199,6 +199,8 @@ def _check_plot_path(path: Path) -> str:
     matplotlib.use("Agg")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    if path.is_dir():
+        raise CLIError(f"--plot {path}: is a directory")
     fmt = path.suffix.lower().lstrip(".")
     formats = FigureCanvasAgg.get_supported_filetypes()
     if fmt not in formats:
@@ -206,11 +208,9 @@ def _check_plot_path(path: Path) -> str:
             f"--plot {path}: unsupported image type {path.suffix or '(none)'!r}; "
             f"use one of {', '.join('.' + f for f in sorted(formats))}"
         )
-    if path.is_dir():
-        raise CLIError(f"--plot {path}: is a directory")
     parent = path.parent
     if not parent.is_dir():
-        raise CLIError(f"--plot {path}: folder {parent} does not exist")
+        raise CLIError(f"--plot {path}: {parent} is not an existing folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise CLIError(f"--plot {path}: folder {parent} is not writable")
     return fmt
