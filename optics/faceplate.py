@@ -30,6 +30,7 @@ sensor coupling operators live in :mod:`optics.operators`, the authorised invers
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -137,6 +138,11 @@ class FaceplateConfig(BaseModel):
         """Core area fraction of the face (see :func:`optics.lattice.fill_factor`)."""
         return _lat.fill_factor(self.lattice, self.pitch_um, self.core_diameter_um)
 
+    @property
+    def acceptance_half_angle_deg(self) -> float:
+        """Acceptance half-angle ``asin(min(NA, 1))`` of the fibers, degrees (PHYSICS.md §3)."""
+        return math.degrees(math.asin(min(self.numerical_aperture, 1.0)))
+
     def site_centers_um(self) -> np.ndarray:
         """``(n, 2)`` site centres in µm, x right, y down, from the face centre."""
         return _lat.site_centers_um(self.lattice, self.rows, self.cols, self.pitch_um)
@@ -237,6 +243,20 @@ class Key:
         object.__setattr__(self, "crosstalk_in", mats["crosstalk_in"])
         object.__setattr__(self, "crosstalk_out", mats["crosstalk_out"])
         object.__setattr__(self, "_fingerprint", None)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            Key,
+            (
+                self.config,
+                self.routing,
+                self.transmission,
+                self.bias,
+                self.dead,
+                self.crosstalk_in,
+                self.crosstalk_out,
+            ),
+        )
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Key is immutable; use with_transmission() for a modified copy")

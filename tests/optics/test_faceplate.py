@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -185,6 +187,19 @@ def test_key_statistics_follow_the_recipe():
     assert np.mean(key.bias[alive]) == pytest.approx(40.0, rel=0.05)
     assert key.bias.min() >= 0 and key.bias.max() <= 80.0
     assert np.all(key.bias[key.dead] == 0)
+
+
+def test_acceptance_angle_closed_form():
+    assert FaceplateConfig(numerical_aperture=0.5).acceptance_half_angle_deg == pytest.approx(30.0)
+    assert FaceplateConfig(numerical_aperture=1.12).acceptance_half_angle_deg == 90.0
+
+
+def test_key_survives_pickle_and_deepcopy():
+    key = keygen(_cfg(rows=8, cols=8, block_size=4, crosstalk_in=0.1, dead_fraction=0.1))
+    for other in (pickle.loads(pickle.dumps(key)), copy.deepcopy(key)):
+        assert other == key and other is not key
+        np.testing.assert_array_equal(other.routing, key.routing)
+        assert other.fingerprint == key.fingerprint
 
 
 def test_key_is_immutable_and_with_transmission_copies():
