@@ -381,28 +381,6 @@ class Key:
         return key
 
 
-def _local_routing(rows: int, cols: int, b: int, rng: np.random.Generator) -> np.ndarray:
-    """Random permutation of sites inside each b×b block (vectorised)."""
-    n = rows * cols
-    bid = _lat.block_ids(rows, cols, b)
-    sites_by_block = np.argsort(bid, kind="stable")  # ascending site within each block
-    fibers_shuffled = np.lexsort((rng.random(n), bid))  # random order within each block
-    routing = np.empty(n, dtype=np.int64)
-    routing[fibers_shuffled] = sites_by_block
-    return routing
-
-
-def _block_mapping(rows: int, cols: int, b: int, rng: np.random.Generator) -> np.ndarray:
-    """Destination block of every block; blocks only swap with blocks of the same shape."""
-    org = _lat.block_origins(rows, cols, b)
-    dest = np.arange(len(org))
-    shapes = org[:, 2] * 100003 + org[:, 3]
-    for s in np.unique(shapes):
-        members = np.flatnonzero(shapes == s)
-        dest[members] = members[rng.permutation(members.size)]
-    return dest
-
-
 def keygen(config: FaceplateConfig) -> Key:
     """Draw the key described by ``config``; deterministic in ``config.seed``.
 
@@ -416,17 +394,9 @@ def keygen(config: FaceplateConfig) -> Key:
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(6)]
     r_route, r_blocks, r_trans, r_gain, r_bias, r_dead = streams
 
-    routing = _local_routing(rows, cols, b, r_route)
+    routing = _lat.local_block_permutation(rows, cols, b, rng=r_route)
     if config.permute_blocks and b > 1:
-        dest = _block_mapping(rows, cols, b, r_blocks)
-        org = _lat.block_origins(rows, cols, b)
-        bid = _lat.block_ids(rows, cols, b)
-        tr, tc = np.divmod(routing, cols)
-        src_block = bid[routing]  # block holding the local target (= the fiber's own block)
-        new_block = dest[src_block]
-        tr = tr - org[src_block, 0] + org[new_block, 0]
-        tc = tc - org[src_block, 1] + org[new_block, 1]
-        routing = tr * cols + tc
+        routing = _lat.move_blocks(routing, rows, cols, b, rng=r_blocks)
 
     fab = 1.0 + config.transmission_rms * r_trans.standard_normal(n)
     gain = 1.0 + config.gain_key_rms * r_gain.standard_normal(n)

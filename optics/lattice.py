@@ -27,6 +27,8 @@ __all__ = [
     "block_origins",
     "crosstalk_matrix",
     "fill_factor",
+    "local_block_permutation",
+    "move_blocks",
     "neighbour_pairs",
     "site_centers_um",
 ]
@@ -205,3 +207,49 @@ def crosstalk_matrix(lattice: LatticeKind, rows: int, cols: int, fraction: float
     c = sp.csr_matrix(c)
     c.sort_indices()
     return c
+
+
+def local_block_permutation(
+    rows: int, cols: int, block_size: int, *, rng: np.random.Generator
+) -> np.ndarray:
+    """Uniformly random routing that keeps every site inside its ``b × b`` block.
+
+    Returns
+    -------
+    (rows * cols,) int64
+        ``routing[i]`` is the destination site of site ``i``; a permutation.
+    """
+    n = rows * cols
+    bid = block_ids(rows, cols, block_size)
+    sites_by_block = np.argsort(bid, kind="stable")  # ascending site within each block
+    fibers_shuffled = np.lexsort((rng.random(n), bid))  # random order within each block
+    routing = np.empty(n, dtype=np.int64)
+    routing[fibers_shuffled] = sites_by_block
+    return routing
+
+
+def move_blocks(
+    routing: np.ndarray, rows: int, cols: int, block_size: int, *, rng: np.random.Generator
+) -> np.ndarray:
+    """Compose a block-local ``routing`` with a random permutation of whole blocks.
+
+    Every block travels as a unit (a sub-bundle): a site that ``routing`` sends to local
+    position ``(i, j)`` of its own block goes to local position ``(i, j)`` of the block's
+    destination. Blocks only trade places with blocks of the same shape (edge blocks of a
+    lattice that ``b`` does not divide stay among themselves).
+    """
+    org = block_origins(rows, cols, block_size)
+    dest = np.arange(len(org))
+    shapes = org[:, 2] * (int(block_size) + 1) + org[:, 3]
+    for s in np.unique(shapes):
+        members = np.flatnonzero(shapes == s)
+        dest[members] = members[rng.permutation(members.size)]
+    bid = block_ids(rows, cols, block_size)
+    tr, tc = np.divmod(np.asarray(routing, dtype=np.int64), cols)
+    src = bid[routing]
+    if not np.array_equal(src, bid):
+        raise ValueError("move_blocks needs a block-local routing")
+    new = dest[src]
+    tr = tr - org[src, 0] + org[new, 0]
+    tc = tc - org[src, 1] + org[new, 1]
+    return tr * cols + tc
