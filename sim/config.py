@@ -1,0 +1,258 @@
+"""Camera configuration: scene, lens, faceplate, coupling, sensor and exposure in one model.
+
+A :class:`CameraConfig` is a frozen pydantic model (unknown keys are errors) that loads from
+TOML with :func:`load_config`; every bad value fails at load time with the field's name.
+``CameraConfig.model_json_schema()`` (or ``python -m sim.capture --print-schema``) publishes
+its JSON schema. The bundled default camera is ``sim/data/default_camera.toml`` (documented
+inline): the printable 64 × 64-fiber design of PHYSICS.md §6.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from optics.faceplate import FaceplateConfig
+from optics.lens import LensConfig
+from optics.sensor import SensorConfig
+
+__all__ = [
+    "CameraConfig",
+    "CouplingConfig",
+    "SceneConfig",
+    "default_config_path",
+    "load_config",
+]
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class SceneConfig(BaseModel):
+    """Geometry and brightness of the scene the camera looks at."""
+
+    model_config = _FROZEN
+
+    shape_px: tuple[int, int] = Field(
+        (256, 256),
+        description="Scene grid (rows, cols), pixels: every scene is centre-cropped to this "
+        "aspect ratio and area-resampled onto it before it enters the camera.",
+    )
+    fov_deg: float | None = Field(
+        None,
+        gt=0,
+        lt=180,
+        description="Full horizontal field of view of the scene grid, degrees; None = the "
+        "field whose image exactly spans the faceplate's width.",
+    )
+    radiance_w_m2_sr: float = Field(
+        10.0,
+        gt=0,
+        le=1e7,
+        description="Band-integrated radiance that a linear scene value of 1.0 stands for, "
+        "W m⁻² sr⁻¹ (at the lens wavelength).",
+    )
+
+    @field_validator("shape_px")
+    @classmethod
+    def _shape_ok(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not (1 <= v[0] <= 8192 and 1 <= v[1] <= 8192):
+            raise ValueError(f"shape_px must be two pixel counts in 1..8192, got {v}")
+        return v
+
+
+class CouplingConfig(BaseModel):
+    """How the faceplate's output face reaches the sensor (PHYSICS.md §6).
+
+    ``magnification = 1`` with ``relay_f_number = None`` is butt coupling (the face lies on
+    the sensor); ``0 < |m| < 1`` with a relay f-number images the face through a relay lens.
+    """
+
+    model_config = _FROZEN
+
+    magnification: float = Field(
+        1.0,
+        ge=-10,
+        le=10,
+        description="Lateral magnification face -> sensor (dimensionless, non-zero; "
+        "negative = inverting relay).",
+    )
+    offset_um: tuple[float, float] = Field(
+        (0.0, 0.0), description="Shift of the face image on the sensor (x right, y down), µm."
+    )
+    rotation_deg: float = Field(
+        0.0, ge=-180, le=180, description="Rotation of the face image on the sensor, degrees."
+    )
+    blur_um: float = Field(
+        0.0, ge=0, le=1000, description="Gaussian σ of the relay PSF on the sensor, µm."
+    )
+    relay_f_number: float | None = Field(
+        None,
+        ge=0.5,
+        le=64,
+        description="Relay lens f-number (dimensionless); None = butt coupling (no relay).",
+    )
+    relay_transmission: float = Field(
+        1.0, gt=0, le=1, description="Relay lens transmission, fraction."
+    )
+
+    @field_validator("magnification")
+    @classmethod
+    def _nonzero(cls, v: float) -> float:
+        if v == 0:
+            raise ValueError("magnification must be non-zero (dimensionless)")
+        return v
+
+    def efficiency(self, fiber_na: float) -> float:
+        """Fraction of the light leaving a fiber that reaches the sensor.
+
+        A fiber radiates into its numerical aperture ``NA_f``; a relay of f-number ``N`` at
+        magnification ``m`` accepts object-side ``NA_r = |m| / (2 N (1 + |m|))``, i.e. the
+        fraction ``min(1, (NA_r / NA_f)²)`` of a uniformly filled cone, times the relay
+        transmission. Butt coupling collects everything (times ``relay_transmission``).
+        """
+        if self.relay_f_number is None:
+            return self.relay_transmission
+        m = abs(self.magnification)
+        na_r = m / (2.0 * self.relay_f_number * (1.0 + m))
+        return self.relay_transmission * min(1.0, (na_r / min(fiber_na, 1.0)) ** 2)
+
+
+def _sensor_from_any(value: Any) -> Any:
+    if isinstance(value, str):
+        return SensorConfig.from_dict({"preset": value})
+    if isinstance(value, dict) and "preset" in value:
+        return SensorConfig.from_dict(value)
+    return value
+
+
+class CameraConfig(BaseModel):
+    """Everything that defines a keycam camera, in physical units.
+
+    ``sensor`` accepts a full table, a preset name (``sensor = "imx174"``) or a preset with
+    overrides (``[sensor] preset = "imx174"; width_px = 256``); it is stored expanded.
+    """
+
+    model_config = _FROZEN
+
+    scene: SceneConfig = Field(default_factory=SceneConfig, description="Scene grid and radiance.")
+    lens: LensConfig = Field(description="Camera lens forming the scene on the input face.")
+    faceplate: FaceplateConfig = Field(
+        default_factory=FaceplateConfig, description="Fiber faceplate and the recipe of its key."
+    )
+    coupling: CouplingConfig = Field(
+        default_factory=CouplingConfig, description="Output face -> sensor coupling."
+    )
+    sensor: SensorConfig = Field(description="CMOS sensor (ROI) and ADC, EMVA 1288 terms.")
+    exposure: Literal["auto"] | float = Field(
+        "auto",
+        description="'auto' (bright end of the scene at auto_target of saturation) or a "
+        "fixed exposure time in seconds (> 0).",
+    )
+    auto_target: float = Field(
+        0.8, gt=0, le=1, description="Auto exposure: target fraction of saturation."
+    )
+    auto_percentile: float = Field(
+        99.5, gt=0, le=100, description="Auto exposure: percentile of pixels put at the target."
+    )
+    exposure_limits_s: tuple[float, float] = Field(
+        (1e-6, 10.0), description="Auto exposure range (shortest, longest), seconds."
+    )
+    samples_per_pitch: float = Field(
+        4.0,
+        ge=1,
+        le=64,
+        description="Image-plane samples per fiber pitch (sampling of the lens image on the "
+        "input face), dimensionless.",
+    )
+
+    @field_validator("sensor", mode="before")
+    @classmethod
+    def _expand_sensor(cls, v: Any) -> Any:
+        return _sensor_from_any(v)
+
+    @field_validator("exposure", mode="before")
+    @classmethod
+    def _exposure_ok(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() == "auto":
+            return "auto"
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ValueError(f"exposure must be 'auto' or a time in seconds, got {v!r}")
+        if not (math.isfinite(v) and 0 < v <= 3600):
+            raise ValueError(f"exposure must be > 0 s and <= 3600 s, got {v} s")
+        return float(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CameraConfig:
+        lo, hi = self.exposure_limits_s
+        if not (0 < lo <= hi <= 3600):
+            raise ValueError(
+                f"exposure_limits_s must satisfy 0 < lo <= hi <= 3600 s, got {lo}, {hi}"
+            )
+        if self.lens.n_channels != 1:
+            raise ValueError(
+                f"lens.wavelength_nm: the camera has a monochrome sensor and needs one "
+                f"wavelength, got {self.lens.wavelengths_nm} nm"
+            )
+        return self
+
+    # ------------------------------------------------------------------ conveniences
+    @classmethod
+    def default(cls) -> CameraConfig:
+        """The bundled default camera (``sim/data/default_camera.toml``)."""
+        return load_config(default_config_path())
+
+    def with_key_seed(self, seed: int) -> CameraConfig:
+        """A copy whose faceplate key is drawn from ``seed`` (an integer >= 0)."""
+        fp = FaceplateConfig.model_validate({**self.faceplate.model_dump(), "seed": int(seed)})
+        return self.model_copy(update={"faceplate": fp})
+
+    def public_dump(self) -> dict[str, Any]:
+        """JSON-ready dump without the key seed (safe for sidecars and logs)."""
+        d = self.model_dump(mode="json")
+        d["faceplate"].pop("seed", None)
+        return d
+
+    @property
+    def scene_fov_deg(self) -> float:
+        """Horizontal field of view of the scene grid, degrees (resolved if ``fov_deg`` is None)."""
+        if self.scene.fov_deg is not None:
+            return float(self.scene.fov_deg)
+        xy = self.faceplate.site_centers_um()
+        width_mm = (float(xy[:, 0].max() - xy[:, 0].min()) + self.faceplate.pitch_um) * 1e-3
+        return math.degrees(2.0 * math.atan(0.5 * width_mm / self.lens.image_distance_mm))
+
+
+def default_config_path() -> Path:
+    """Path of the bundled ``default_camera.toml``."""
+    return Path(str(resources.files("sim") / "data" / "default_camera.toml"))
+
+
+def load_config(path: str | os.PathLike[str]) -> CameraConfig:
+    """Load a :class:`CameraConfig` from a TOML file.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        Not valid TOML (the message names the file).
+    pydantic.ValidationError
+        A missing, unknown or out-of-range field (the message names it).
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"config {p}: is a directory, not a TOML file")
+    try:
+        with open(p, "rb") as fh:
+            doc = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config {p}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"config {p}: not a text (UTF-8 TOML) file") from None
+    return CameraConfig.model_validate(doc)
