@@ -58,7 +58,8 @@ from scipy.interpolate import RectBivariateSpline
 
 from optics.diffraction import otf_radial
 from optics.distortion import undistort_normalized
-from optics.lens import LensConfig, _positive, psf
+from optics.lens import LensConfig, _positive
+from optics.lens import psf as _sampled_lens_psf
 from optics.radiometry import image_irradiance_w_m2, photons_per_joule
 
 __all__ = ["PSF_NEGLIGIBLE_OTF", "form_image", "image_operator", "psf_is_negligible", "psf_kernel"]
@@ -92,7 +93,7 @@ def _kernel_cached(lens: LensConfig, dx_um: float, wl: float, energy: float) -> 
     r_tail = 2.0 * lambda_n_um / (np.pi**2 * (1.0 - energy))
     half = int(np.ceil((r_geom + 1.5 * r_tail + 2.0 * lambda_n_um) / dx_um)) + 1
     n = min(2 * half + 1, _MAX_KERNEL)
-    p = psf(lens, dx_um=dx_um, n=n, wavelength_nm=wl)
+    p = _sampled_lens_psf(lens, dx_um=dx_um, n=n, wavelength_nm=wl)
     c = n // 2
     idx = np.abs(np.arange(n) - c)
     cheb = np.maximum(idx[:, None], idx[None, :])
@@ -246,7 +247,7 @@ def _validate(lens, scene_shape, fov_deg, dx_um, shape, radiance):
     return (h, w), fov, dx, (ny, nx), rad
 
 
-def _blur_radius(lens, dx, wl, psf_mode, psf_energy) -> np.ndarray | None:
+def _blur_kernel(lens, dx, wl, psf_mode, psf_energy) -> np.ndarray | None:
     if psf_mode == "off":
         return None
     if psf_mode == "auto" and psf_is_negligible(lens, dx_um=dx, wavelength_nm=wl):
@@ -321,7 +322,7 @@ def image_operator(
         )
     wl = lens.wavelengths_nm[channel]
     scale = _photons_per_unit(lens, fov, w, rad, wl)
-    kernel = _blur_radius(lens, dx, wl, psf, psf_energy)
+    kernel = _blur_kernel(lens, dx, wl, psf, psf_energy)
     if kernel is None:
         return (_area_operator(lens, (h, w), fov, dx, (ny, nx)) * scale).tocsr()
     r = kernel.shape[0] // 2
@@ -398,7 +399,7 @@ def form_image(
     for c, wl in enumerate(lens.wavelengths_nm):
         x = np.ascontiguousarray(planes[:, :, c]).ravel()
         scale = _photons_per_unit(lens, fov, w, rad, wl)
-        kernel = _blur_radius(lens, dx, wl, psf, psf_energy)
+        kernel = _blur_kernel(lens, dx, wl, psf, psf_energy)
         if kernel is None:
             img = _area_operator(lens, (h, w), fov, dx, (ny, nx)) @ x
             out[:, :, c] = img.reshape(ny, nx) * scale

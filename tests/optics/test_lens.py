@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from pydantic import ValidationError
 from scipy.special import j1
 
+from optics.imaging import psf_is_negligible
 from optics.lens import (
     LensConfig,
     cutoff_frequency_cyc_per_mm,
@@ -154,6 +155,13 @@ def test_defocused_psf_against_pupil_fft():
     ee = np.cumsum(np.bincount(r, p.ravel()))
     # pupil pixelation (128 samples across) limits the reference to a few 1e-3
     assert np.abs(ee - ee_ref)[:150].max() < 0.005
+    # the analytic (Hopkins) MTF against the MTF of the reference PSF, along the x axis
+    ref_mtf = np.abs(np.fft.fft(ref.sum(axis=0)))
+    k = np.arange(1, dp)  # DFT index k ↔ s = k / dp
+    nu_c = cutoff_frequency_cyc_per_mm(lens_())
+    got = mtf(lens_(defocus_waves=w020), k / dp * nu_c)
+    assert np.abs(got - ref_mtf[k]).max() < 0.01
+    assert ref_mtf[k].min() < 0.02 < ref_mtf[k].max() - 0.3  # defocus puts zeros in the MTF
 
 
 @pytest.mark.parametrize("w020", [5.0, 10.0, -20.0])
@@ -392,6 +400,73 @@ def test_operator_channels_match_colour_form_image():
     for c in range(3):
         op = image_operator(lens, scene_shape=(40, 50), channel=c, **kw)
         np.testing.assert_allclose(op @ scene[..., c].ravel(), img[..., c].ravel(), rtol=1e-9)
+
+
+def test_psf_auto_criterion_matches_mtf_threshold():
+    """Blur is skipped iff the in-focus MTF at the sampling Nyquist 1/(2 dx) is >= 0.9."""
+    from scipy.optimize import brentq
+
+    lam_n = 0.55 * 4
+    s90 = brentq(lambda s: mtf_formula(s) - 0.9, 1e-6, 0.5)
+    dx_star = lam_n / (2 * s90)
+    assert 6.0 * lam_n < dx_star < 6.6 * lam_n  # "dx ≥ 6.3 λN" in the docs
+    assert psf_is_negligible(lens_(), dx_um=1.02 * dx_star, wavelength_nm=550.0)
+    assert not psf_is_negligible(lens_(), dx_um=0.98 * dx_star, wavelength_nm=550.0)
+    # defocus makes the blur matter at the same sampling
+    assert not psf_is_negligible(
+        lens_(defocus_waves=2.0), dx_um=1.02 * dx_star, wavelength_nm=550.0
+    )
+
+
+def test_psf_kernel_holds_requested_energy():
+    lens = lens_()
+    for energy in (0.9, 0.98):
+        k = psf_kernel(lens, dx_um=1.0, psf_energy=energy)
+        r = k.shape[0] // 2
+        assert k.shape == (2 * r + 1, 2 * r + 1) and abs(k.sum() - 1) < 1e-12
+        big = psf(lens, dx_um=1.0, n=4 * r + 41)
+        c = big.shape[0] // 2
+        inside = big[c - r : c + r + 1, c - r : c + r + 1].sum()
+        smaller = big[c - r + 1 : c + r, c - r + 1 : c + r].sum()
+        assert smaller < energy + 0.002 and inside >= energy - 0.002
+
+
+def test_operator_for_512_scene_on_256_plane():
+    lens = lens_(k1=-0.05)
+    dx_um = 2 * 20.0 * np.tan(np.radians(10.0)) / 256 * 1e3  # 256 samples span the scene
+    op = image_operator(
+        lens, scene_shape=(512, 512), scene_fov_deg=20.0, dx_um=dx_um, shape=(256, 256)
+    )
+    assert op.shape == (256 * 256, 512 * 512) and op.format == "csr"
+    # dx = 12.5 λN: no blur; each sample integrates about 2x2 (at most 3x3) scene pixels
+    assert 4 * 256 * 256 * 0.9 < op.nnz <= 9 * 256 * 256
+    assert np.all(op.data > 0)
+    # a uniform scene gives flux ∝ the sample's (distorted) area; total is the ideal total
+    flat = op @ np.ones(512 * 512)
+    ideal = image_operator(
+        lens_(), scene_shape=(512, 512), scene_fov_deg=20.0, dx_um=dx_um, shape=(256, 256)
+    )
+    inside = (ideal @ np.ones(512 * 512)).reshape(256, 256)[100:156, 100:156]
+    center = flat.reshape(256, 256)[100:156, 100:156]
+    np.testing.assert_allclose(center, inside, rtol=0.01)  # near the axis distortion is mild
+
+
+def test_config_from_toml_and_schema():
+    import json
+    import tomllib
+
+    doc = tomllib.loads(
+        "focal_length_mm = 50.0\nf_number = 2.0\nwavelength_nm = [650.0, 550.0, 450.0]\n"
+        "object_distance_mm = 550.0\nk1 = -0.02\n"
+    )
+    lens = LensConfig(**doc)
+    assert lens.wavelengths_nm == (650.0, 550.0, 450.0) and lens.n_channels == 3
+    assert lens.abs_magnification == pytest.approx(0.1)
+    assert lens.working_f_number == pytest.approx(2.2)
+    assert hash(lens) == hash(LensConfig(**doc))
+    schema = json.loads(json.dumps(LensConfig.model_json_schema()))
+    assert schema["additionalProperties"] is False
+    assert "mm" in schema["properties"]["focal_length_mm"]["description"]
 
 
 # ---------------------------------------------------------------- bad input ------------------
