@@ -1,0 +1,142 @@
+"""From a :class:`sim.camera.Camera` to what a key-net needs: public readouts and ``A_s, b_s``.
+
+The output-face geometry (which pixels sit behind which output site) and the sensor's
+calibration are public, so binning a frame into per-site readouts is a public step
+(PHYSICS.md §5): remove the sensor's per-pixel offset and gain, then take the least-squares
+flux of every site through the coupling operator ``K``::
+
+    r = (Kᵀ K)⁻¹ Kᵀ (y − offset) / gain            (photons per exposure and site)
+
+:class:`PublicReadout` does this for many frames with one factorisation (the same estimate as
+``Camera.readout``, without its regularisation when ``Kᵀ K`` is invertible, so that
+``R K = I`` holds to rounding). :func:`input_operator` composes it with the camera's operator
+and the digit-to-scene embedding into ``r = A_s d + b_s``: the secret part (routing,
+transmission, stray light) together with the public lens and sampling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from optics.cli import progress
+from sim.camera import Camera
+from sim.scene import area_matrix
+
+from .keying import InputOperator
+
+__all__ = ["PublicReadout", "capture_readouts", "digit_embedding", "input_operator"]
+
+
+class PublicReadout:
+    """Frames ``(N, H, W)`` in DN → per-site readouts ``(N, n_sites)``, photons per exposure.
+
+    Parameters
+    ----------
+    camera : Camera
+        Only its public parts are used: the sensor calibration and the coupling operator.
+    exposure_s : float
+        Exposure of the frames, seconds.
+    ridge : float
+        Relative Tikhonov term used only if ``Kᵀ K`` is singular (sites off the sensor).
+    """
+
+    def __init__(self, camera: Camera, *, exposure_s: float, ridge: float = 1e-6) -> None:
+        gain, offset = camera.sensor.affine(float(exposure_s))
+        self.gain = np.asarray(gain, dtype=np.float64).ravel()
+        self.offset = np.asarray(offset, dtype=np.float64).ravel()
+        self.frame_shape = tuple(camera.frame_shape)
+        k = sp.csr_matrix(camera.coupling_operator, dtype=np.float64)
+        self._kt = k.T.tocsr()
+        normal = (self._kt @ k).tocsc()
+        try:
+            self._lu = spla.splu(normal)
+            if not np.all(np.isfinite(self._lu.solve(np.ones(normal.shape[0])))):
+                raise RuntimeError("singular")
+        except RuntimeError:
+            lam = ridge * float(normal.diagonal().mean())
+            self._lu = spla.splu((normal + lam * sp.identity(normal.shape[0])).tocsc())
+
+    @property
+    def n_sites(self) -> int:
+        """Number of output sites."""
+        return int(self._kt.shape[0])
+
+    def photons(self, frames: np.ndarray) -> np.ndarray:
+        """``(N, n_pixels)`` photons per pixel: ``(y − offset) / gain`` of ``(N, H, W)`` frames."""
+        y = np.asarray(frames, dtype=np.float64)
+        if y.shape[-2:] != self.frame_shape:
+            raise ValueError(
+                f"frames must be (N, {self.frame_shape[0]}, {self.frame_shape[1]}) "
+                f"pixels, got {y.shape}"
+            )
+        y = y.reshape(-1, self.gain.size)
+        return (y - self.offset) / self.gain
+
+    def solve(self, photons: np.ndarray) -> np.ndarray:
+        """Least-squares site flux for photons per pixel ``(N, n_pixels)`` → ``(N, n_sites)``."""
+        rhs = np.asarray(self._kt @ np.asarray(photons, dtype=np.float64).T)
+        return self._lu.solve(rhs).T
+
+    def solve_columns(self, photons: sp.spmatrix) -> np.ndarray:
+        """Least-squares site flux for each column of a sparse ``(n_pixels, m)`` matrix."""
+        return self._lu.solve(np.asarray((self._kt @ sp.csc_matrix(photons)).toarray()))
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """Readouts ``(N, n_sites)`` of frames ``(N, H, W)`` (DN, any numeric dtype)."""
+        return self.solve(self.photons(frames))
+
+
+def digit_embedding(camera: Camera) -> sp.csr_matrix:
+    """``(n_scene, 784)`` map from a 28×28 digit to the camera's scene grid (area resampling).
+
+    The identity when the scene grid is 28×28 (one digit pixel per scene pixel).
+    """
+    rows, cols = camera.scene_shape
+    if (rows, cols) == (28, 28):
+        return sp.identity(784, format="csr")
+    return sp.kron(area_matrix(28, rows), area_matrix(28, cols), format="csr")
+
+
+def input_operator(camera: Camera, *, exposure_s: float, readout: PublicReadout) -> InputOperator:
+    """``A_s, b_s`` with ``readout(E[frame of digit d]) = A_s d + b_s`` (photons per exposure).
+
+    Composes the camera's affine operator at ``exposure_s`` (DN per scene value) with the
+    digit embedding and the public readout. Its secret is the camera's key; treat the result
+    like the key itself (it is only ever fused into a key-net's first layer).
+    """
+    a, b = camera.operator(float(exposure_s))
+    a_digit = sp.csr_matrix(a @ digit_embedding(camera))
+    scaled = sp.diags(1.0 / readout.gain) @ a_digit  # photons per pixel per unit digit value
+    a_s = readout.solve_columns(scaled)  # (n_sites, 784)
+    b_s = readout.solve(((b - readout.offset) / readout.gain)[None, :])[0]
+    return InputOperator(sp.csr_matrix(_prune(a_s)), b_s)
+
+
+def _prune(m: np.ndarray, rel: float = 1e-12) -> np.ndarray:
+    """Zero the rounding dust ``|m| <= rel · max|m|`` left by ``R K = I``."""
+    m = m.copy()
+    m[np.abs(m) <= rel * float(np.abs(m).max())] = 0.0
+    return m
+
+
+def capture_readouts(
+    camera: Camera,
+    digits: np.ndarray,
+    readout: PublicReadout,
+    *,
+    exposure_s: float,
+    rng: np.random.Generator,
+    quiet: bool = False,
+    desc: str = "capture",
+) -> np.ndarray:
+    """Photograph each digit once (all sensor noise) and return public readouts ``(N, n_sites)``.
+
+    Digits are ``(N, 28, 28)`` scene values in [0, 1] (1 = the configured scene radiance).
+    """
+    digits = np.asarray(digits)
+    frames = np.empty((len(digits), *camera.frame_shape), dtype=np.uint16)
+    for i in progress(range(len(digits)), total=len(digits), desc=desc, quiet=quiet):
+        frames[i] = camera.capture(digits[i], rng=rng, exposure_s=exposure_s)
+    return readout(frames)

@@ -1,0 +1,80 @@
+"""Keying with the simulated verification camera: public readout, A_s, noise-free equality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from keynet.dataset import load_split
+from keynet.keying import key_network
+from keynet.network import LeNet
+from keynet.readout import PublicReadout, capture_readouts, input_operator
+from keynet.verify import default_camera_path
+
+
+@pytest.fixture(scope="module")
+def setup():
+    from sim.camera import Camera
+    from sim.config import load_config
+
+    camera = Camera(load_config(default_camera_path()))
+    exposure = camera.exposure_for(None)
+    readout = PublicReadout(camera, exposure_s=exposure)
+    op = input_operator(camera, exposure_s=exposure, readout=readout)
+    return camera, exposure, readout, op
+
+
+def test_public_readout_matches_camera(setup) -> None:
+    camera, exposure, readout, _ = setup
+    digit = load_split().x_test[0].astype(np.float64)
+    mean = camera.expected_dn(digit, exposure_s=exposure)
+    ours = readout(mean[None])[0]
+    theirs = camera.readout(mean, exposure_s=exposure)
+    # the camera's readout carries a 1e-6 relative ridge; ours is the plain pseudo-inverse
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * np.abs(ours).max())
+
+
+def test_secret_map_is_monomial_for_matched_lattice(setup) -> None:
+    """28×28 fibers, one per digit pixel, no crosstalk: A_s is a scaled permutation."""
+    camera, _, _, op = setup
+    a = op.matrix.tocsr()
+    assert a.shape == (784, 784)
+    np.testing.assert_array_equal(np.diff(a.indptr), np.ones(784))
+    cols = a.indices
+    assert sorted(cols) == list(range(784))
+    assert np.all(a.data > 0)
+    # the permutation is the faceplate routing (digit pixel i -> output site routing[i])
+    np.testing.assert_array_equal(cols[np.asarray(camera.key.routing)], np.arange(784))
+
+
+def test_noise_free_keynet_equals_plain_on_camera(setup) -> None:
+    """float64: key-net on the camera's mean frames (via the public readout) == plain net."""
+    camera, exposure, readout, op = setup
+    rng = np.random.default_rng(11)
+    net = LeNet(rng=rng)
+    for _, layer, key in net.named_params():
+        if key == "b":
+            layer.params[key] = rng.normal(0.0, 0.1, layer.params[key].shape)
+    kn = key_network(net, op, rng=rng)
+    digits = load_split().x_test[::50].astype(np.float64)
+    a, b = camera.operator(exposure)
+    frames = (a @ digits.reshape(len(digits), -1).T).T + b  # mean DN, before rounding
+    r = readout(frames.reshape(len(digits), *camera.frame_shape))
+    plain = net.forward(digits)
+    keyed = kn.forward(r)
+    np.testing.assert_allclose(keyed, plain, rtol=1e-5, atol=1e-5 * np.abs(plain).max())
+
+
+def test_noisy_readouts_scatter_around_the_operator(setup) -> None:
+    camera, exposure, readout, op = setup
+    digit = load_split().x_test[7:8]
+    reps = np.repeat(digit, 40, axis=0)
+    r = capture_readouts(
+        camera, reps, readout, exposure_s=exposure, rng=np.random.default_rng(3), quiet=True
+    )
+    expected = op.apply(digit)[0]
+    mean, sem = r.mean(axis=0), r.std(axis=0, ddof=1) / np.sqrt(len(r))
+    z = (mean - expected) / sem
+    # 784 sites, seeded: |z| beyond 5 would be a bias, not noise; rounding adds < 0.3 DN
+    assert np.abs(z).max() < 5.0
+    assert np.all(r.std(axis=0) > 0)
