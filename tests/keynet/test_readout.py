@@ -78,3 +78,33 @@ def test_noisy_readouts_scatter_around_the_operator(setup) -> None:
     # 784 sites, seeded: |z| beyond 5 would be a bias, not noise; rounding adds < 0.3 DN
     assert np.abs(z).max() < 5.0
     assert np.all(r.std(axis=0) > 0)
+
+
+def test_saved_keynet_holds_none_of_the_camera_key(setup, tmp_path) -> None:
+    camera, _, _, op = setup
+    net = LeNet(rng=np.random.default_rng(12))
+    kn = key_network(net, op, rng=np.random.default_rng(13)).astype(np.float32)
+    path = kn.save(tmp_path / "keynet.npz")
+    key = camera.key
+    secrets = {
+        "routing": np.asarray(key.routing),
+        "inverse routing": np.argsort(np.asarray(key.routing)),
+        "transmission": np.asarray(key.transmission, dtype=np.float64),
+        "bias": np.asarray(key.bias, dtype=np.float64),
+    }
+    with np.load(path) as f:
+        assert sorted(f.files) == sorted(
+            ["format", "w1_data", "w1_indices", "w1_indptr", "w1_shape"]
+            + [f"b{k}" for k in range(1, 6)]
+            + [f"w{k}" for k in range(2, 6)]
+        )
+        for name in f.files:
+            flat = np.asarray(f[name]).ravel()
+            if flat.dtype.kind not in "iuf" or flat.size < 784:
+                continue
+            # every 784-long window in the first 5·784 entries, at every offset
+            windows = np.lib.stride_tricks.sliding_window_view(flat[: 5 * 784], 784)
+            windows = windows.astype(np.float64)
+            for what, secret in secrets.items():
+                close = np.isclose(windows, secret[None, :], rtol=1e-4, atol=0).all(axis=1)
+                assert not close.any(), f"{name} holds the {what}"
