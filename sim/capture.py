@@ -41,6 +41,8 @@ __all__ = ["main", "parse_exposure"]
 
 DEFAULT_OUT = "keycam_out"
 KEY_NAME = "device.key"
+MAX_FRAMES = 10_000
+DEFAULT_MAX_PIXELS = 50_000_000  # = sim.io.DEFAULT_MAX_PIXELS (kept here to stay import-light)
 _UNITS_S = {"": 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
 
 
@@ -133,7 +135,6 @@ class _Scene:
     source: str
     input_shape: tuple[int, ...]
     notes: tuple[str, ...]
-    linear: object  # (H, W) or (H, W, 3) float64 scene, linear
     grid: object  # (rows, cols) float64 luminance on the camera's scene grid
 
 
@@ -155,29 +156,25 @@ def _say(quiet: bool, text: str, *, err: bool = False) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    import json
-
-    from sim.camera import Camera, CameraConfig, load_config
-
     if args.print_schema:
+        import json
+
+        from sim.config import CameraConfig
+
         print(json.dumps(CameraConfig.model_json_schema(), indent=2))
         return 0
 
-    # ---- validate everything before writing anything ---------------------------------------
+    # ---- validate everything before writing anything (cheap checks first) -----------------
     frames = _positive_int("--frames")(args.frames)
+    if frames > MAX_FRAMES:
+        raise CLIError(f"--frames: at most {MAX_FRAMES} frames per run, got {frames}")
     seed = None if args.seed is None else _positive_int("--seed", 0)(args.seed)
-    from sim import io as sio
-
     max_pixels = (
-        sio.DEFAULT_MAX_PIXELS
+        DEFAULT_MAX_PIXELS
         if args.max_pixels is None
         else _positive_int("--max-pixels")(args.max_pixels)
     )
     exposure = None if args.exposure is None else parse_exposure(args.exposure)
-    config = load_config(args.config) if args.config else CameraConfig.default()
-    if exposure is not None:
-        config = config.model_copy(update={"exposure": exposure})
-        config = CameraConfig.model_validate(config.model_dump())
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -185,19 +182,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     probe = out if out.exists() else next((q for q in out.absolute().parents if q.exists()), None)
     if probe is None or not os.access(probe, os.W_OK | os.X_OK):
         raise CLIError(f"--out: cannot write into {out} (permission denied)")
+    key_path = out / KEY_NAME
+    new_key = args.key is None
+    if new_key and key_path.exists() and not args.force:
+        raise CLIError(
+            f"{key_path} already exists; reuse it with --key {key_path} "
+            "(or pass --force to replace it with a new key)"
+        )
+
+    from sim import io as sio
+
+    paths = [Path(s) for s in args.scenes] if args.scenes else [sio.default_scene_path()]
+    images = [sio.read_image(p, max_pixels=max_pixels) for p in paths]
 
     import numpy as np
 
     from optics.faceplate import Key
+    from sim.camera import Camera
+    from sim.config import CameraConfig, load_config
 
-    key_path = out / KEY_NAME
-    new_key = args.key is None
+    config = load_config(args.config) if args.config else CameraConfig.default()
+    if exposure is not None:
+        config = CameraConfig.model_validate({**config.model_dump(), "exposure": exposure})
     if new_key:
-        if key_path.exists() and not args.force:
-            raise CLIError(
-                f"{key_path} already exists; reuse it with --key {key_path} "
-                "(or pass --force to replace it with a new key)"
-            )
         key_seed = (
             int(np.random.SeedSequence([seed, 0x6B6579]).generate_state(1, np.uint64)[0] >> 1)
             if seed is not None
@@ -205,27 +212,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         camera = Camera(config.with_key_seed(key_seed))
     else:
-        key = Key.load(args.key)
-        camera = Camera(config, key=key)
+        camera = Camera(config, key=Key.load(args.key))
 
-    if args.scenes:
-        paths = [Path(s) for s in args.scenes]
-    else:
-        paths = [sio.default_scene_path()]
     scenes: list[_Scene] = []
-    for p, stem in zip(paths, _stems(paths), strict=True):
-        img = sio.read_image(p, max_pixels=max_pixels)
+    for p, stem, img in zip(paths, _stems(paths), images, strict=True):
         source = sio.DEFAULT_SCENE_CREDIT if not args.scenes else str(p)
         scenes.append(
-            _Scene(
-                stem, source, img.data.shape, img.notes, img.data, camera.prepare_scene(img.data)
-            )
+            _Scene(stem, source, img.data.shape, img.notes, camera.prepare_scene(img.data))
         )
+    del images
     inputs = {p.resolve() for p in paths}
     for sc in scenes:
         for name in _outputs(sc.stem, frames, args.npy):
-            if (out / name).resolve() in inputs:
-                raise CLIError(f"output {out / name} would overwrite an input scene")
+            target = out / name
+            if target.resolve() in inputs:
+                raise CLIError(f"output {target} would overwrite an input scene")
+            if target.is_dir():
+                raise CLIError(f"output {target} exists and is a folder")
 
     # ---- write ------------------------------------------------------------------------------
     out.mkdir(parents=True, exist_ok=True)

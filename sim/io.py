@@ -24,6 +24,7 @@ import importlib.util
 import io
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,41 +203,51 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
     size = p.stat().st_size
     if size == 0:
         raise ImageReadError(f"scene {p}: empty file (0 bytes), not an image")
-    # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; we check the
-    # header ourselves first and keep Pillow's guard as a second line of defence.
-    Image.MAX_IMAGE_PIXELS = int(max_pixels)
+    # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that, at open time; we
+    # check the header ourselves and keep Pillow's guard (set to our limit, restored after)
+    # as a second line of defence.
     notes: list[str] = []
+    too_large = (
+        f"scene {p}: image exceeds the limit of {int(max_pixels)} pixels "
+        "(raise it with --max-pixels)"
+    )
+    saved_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = int(max_pixels)
     try:
-        with Image.open(p) as im:
-            w, h = im.size
-            if w == 0 or h == 0:
-                raise ImageReadError(f"scene {p}: zero-size image ({w}x{h} pixels)")
-            if w * h > max_pixels:
-                raise ImageReadError(
-                    f"scene {p}: {w}x{h} = {w * h} pixels exceeds the limit of "
-                    f"{int(max_pixels)} pixels (raise it with --max-pixels)"
-                )
-            im.load()
-            mode = im.mode
-            bits = _bits_of(mode)
-            if getattr(im, "n_frames", 1) > 1:
-                notes.append(f"{p.name}: {im.n_frames} frames in file, using the first")
-            if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
-                notes.append(f"{p.name}: alpha channel dropped")
-            if mode == "P":
-                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-            if mode == "CMYK" or mode == "YCbCr" or mode == "LAB" or mode == "HSV":
-                im = im.convert("RGB")
-            arr = np.asarray(im)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                w, h = im.size
+                if w == 0 or h == 0:
+                    raise ImageReadError(f"scene {p}: zero-size image ({w}x{h} pixels)")
+                if w * h > max_pixels:
+                    raise ImageReadError(
+                        f"scene {p}: {w}x{h} = {w * h} pixels exceeds the limit of "
+                        f"{int(max_pixels)} pixels (raise it with --max-pixels)"
+                    )
+                im.load()
+                mode = im.mode
+                bits = _bits_of(mode)
+                if getattr(im, "n_frames", 1) > 1:
+                    notes.append(f"{p.name}: {im.n_frames} frames in file, using the first")
+                if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+                    notes.append(f"{p.name}: alpha channel dropped")
+                if mode == "P":
+                    im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+                if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+                    im = im.convert("RGB")
+                arr = np.asarray(im)
     except ImageReadError:
         raise
     except UnidentifiedImageError:
         raise ImageReadError(f"scene {p}: not a readable image (PNG, JPEG or TIFF)") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageReadError(f"scene {p}: {exc}") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError:
+        raise ImageReadError(too_large) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise ImageReadError(f"scene {p}: truncated or corrupt image ({reason})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved_limit
 
     if p.suffix.lower() == ".png" and _png_is_16bit_colour(p):
         bits = 8
