@@ -76,8 +76,8 @@ class LensConfig(BaseModel):
     )
     defocus_waves: float = Field(
         0.0,
-        ge=-100,
-        le=100,
+        ge=-50,
+        le=50,
         description="Defocus W020 in waves at the pupil edge, at the first wavelength.",
     )
     k1: float = Field(0.0, ge=-10, le=10, description="Radial distortion k1 (dimensionless).")
