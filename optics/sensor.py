@@ -358,7 +358,8 @@ class Sensor:
         np.sqrt(e, out=e)
         e *= z
         e += lam
-        e += det
+        if det_is_array or det != 0:
+            e += det
         lam_f, e_f, z_f = lam.ravel(), e.ravel(), z.ravel()
         det_f = det.ravel() if det_is_array else det
 
