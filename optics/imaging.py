@@ -147,7 +147,7 @@ def _undistort_grid(
     return sx(yc, xc), sy(yc, xc)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)
 def _area_operator(
     lens: LensConfig,
     scene_shape: tuple[int, int],
@@ -225,29 +225,49 @@ def _photons_per_unit(
     return e * pitch_m**2 * photons_per_joule(wl)
 
 
-def _validate(lens, scene_shape, fov_deg, dx_um, shape, radiance):
+def _pair(name: str, value: object, what: str) -> tuple[int, int]:
+    try:
+        a, b = value  # type: ignore[misc]
+        ia, ib = int(a), int(b)
+        ok = ia == a and ib == b and ia >= 1 and ib >= 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be two positive integers ({what}), got {value!r}")
+    return ia, ib
+
+
+def _validate(
+    lens: LensConfig,
+    scene_shape: object,
+    fov_deg: float,
+    dx_um: float,
+    shape: object,
+    radiance: float,
+) -> tuple[tuple[int, int], float, float, tuple[int, int], float]:
     if not isinstance(lens, LensConfig):
         raise ValueError(f"lens must be a LensConfig, got {type(lens).__name__}")
-    fov = float(fov_deg)
+    try:
+        fov = float(fov_deg)
+    except (TypeError, ValueError):
+        fov = math.nan
     if not (math.isfinite(fov) and 0.0 < fov < 180.0):
         raise ValueError(f"scene_fov_deg must lie in (0, 180) degrees, got {fov_deg!r}")
     dx = _positive("dx_um", dx_um, "µm")
+    ny, nx = _pair("shape", shape, "image-plane samples ny, nx")
+    h, w = _pair("scene_shape", scene_shape, "scene pixels H, W")
     try:
-        ny, nx = (int(s) for s in shape)
+        rad = float(radiance)
     except (TypeError, ValueError):
-        raise ValueError(f"shape must be (ny, nx) sample counts, got {shape!r}") from None
-    if ny < 1 or nx < 1:
-        raise ValueError(f"shape must be positive (ny, nx) sample counts, got {shape!r}")
-    h, w = (int(s) for s in scene_shape)
-    if h < 1 or w < 1:
-        raise ValueError(f"scene_shape must be positive (H, W) pixel counts, got {scene_shape!r}")
-    rad = float(radiance)
+        rad = math.nan
     if not (math.isfinite(rad) and rad >= 0):
         raise ValueError(f"radiance_w_m2_sr must be finite and >= 0 W m^-2 sr^-1, got {radiance!r}")
     return (h, w), fov, dx, (ny, nx), rad
 
 
-def _blur_kernel(lens, dx, wl, psf_mode, psf_energy) -> np.ndarray | None:
+def _blur_kernel(
+    lens: LensConfig, dx: float, wl: float, psf_mode: str, psf_energy: float
+) -> np.ndarray | None:
     if psf_mode == "off":
         return None
     if psf_mode == "auto" and psf_is_negligible(lens, dx_um=dx, wavelength_nm=wl):

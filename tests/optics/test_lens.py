@@ -480,6 +480,7 @@ def test_config_from_toml_and_schema():
         ({"wavelength_nm": 100.0}, "wavelength_nm"),
         ({"wavelength_nm": (550.0, 3000.0)}, "wavelength_nm"),
         ({"transmission": 1.5}, "transmission"),
+        ({"defocus_waves": 60.0}, "defocus_waves"),
         ({"defocus_waves": float("nan")}, "defocus_waves"),
         ({"object_distance_mm": 10.0}, "object_distance_mm"),
         ({"object_distance_mm": 100.0, "magnification": 0.1}, "magnification"),
@@ -513,6 +514,10 @@ def test_config_is_frozen():
         ),
         (
             lambda L: form_image(np.ones((4, 4)), L, scene_fov_deg=10, dx_um=1, shape=(0, 4)),
+            "shape",
+        ),
+        (
+            lambda L: form_image(np.ones((4, 4)), L, scene_fov_deg=10, dx_um=1, shape=(4.5, 4)),
             "shape",
         ),
         (
