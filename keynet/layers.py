@@ -63,6 +63,9 @@ class Conv2D(Layer):
         Zero padding added on every side, in pixels.
     rng : numpy.random.Generator
         Source of the He-normal initial weights.
+    input_grad : bool
+        If False, :meth:`backward` computes only the parameter gradients and returns None
+        (for a first layer, whose input needs no gradient).
 
     Notes
     -----
@@ -78,8 +81,10 @@ class Conv2D(Layer):
         *,
         padding: int = 0,
         rng: np.random.Generator,
+        input_grad: bool = True,
     ) -> None:
         super().__init__()
+        self.input_grad = bool(input_grad)
         fan_in = in_channels * kernel * kernel
         self.kernel = int(kernel)
         self.padding = int(padding)
@@ -103,7 +108,7 @@ class Conv2D(Layer):
         self._cache = (x.shape, cols)
         return out.reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         if self._cache is None:
             raise RuntimeError("Conv2D.backward called before forward")
         xshape, cols = self._cache
@@ -115,11 +120,14 @@ class Conv2D(Layer):
         g = grad_out.transpose(0, 2, 3, 1).reshape(n * ho * wo, co)
         self.grads["W"] = (g.T @ cols).reshape(w.shape).astype(w.dtype, copy=False)
         self.grads["b"] = g.sum(axis=0).astype(w.dtype, copy=False)
+        if not self.input_grad:
+            return None
         dcols = (g @ w.reshape(co, -1).astype(g.dtype, copy=False)).reshape(n, ho, wo, c, k, k)
+        dcols = np.ascontiguousarray(dcols.transpose(0, 3, 4, 5, 1, 2))  # (n, c, k, k, ho, wo)
         dx = np.zeros(xshape, dtype=g.dtype)
         for i in range(k):
             for j in range(k):
-                dx[:, :, i : i + ho, j : j + wo] += dcols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+                dx[:, :, i : i + ho, j : j + wo] += dcols[:, :, i, j]
         if p:
             dx = dx[:, :, p:-p, p:-p]
         return dx
@@ -129,10 +137,11 @@ class AvgPool2(Layer):
     """2×2 average pooling with stride 2 on ``(N, C, H, W)``, H and W even."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        n, c, h, w = x.shape
+        h, w = x.shape[2:]
         if h % 2 or w % 2:
             raise ValueError(f"AvgPool2 needs even H and W, got H={h}, W={w} pixels")
-        return x.reshape(n, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5))
+        s = x[:, :, 0::2, 0::2] + x[:, :, 0::2, 1::2] + x[:, :, 1::2, 0::2] + x[:, :, 1::2, 1::2]
+        return s * x.dtype.type(0.25)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         g = grad_out * 0.25

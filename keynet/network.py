@@ -51,7 +51,7 @@ class LeNet:
 
     def __init__(self, *, rng: np.random.Generator) -> None:
         self.layers: list[Layer] = [
-            Conv2D(1, 6, 5, padding=2, rng=rng),
+            Conv2D(1, 6, 5, padding=2, rng=rng, input_grad=False),
             AvgPool2(),
             ReLU(),
             Conv2D(6, 16, 5, rng=rng),
