@@ -313,7 +313,8 @@ class Sensor:
         if shot_noise:
             lam = lam_photo
             if dark_noise:
-                lam += lam_dark
+                if lam_dark > 0:
+                    lam += lam_dark
                 det = np.float32(0.0)
             else:
                 det = lam_dark
@@ -322,7 +323,8 @@ class Sensor:
             det = lam_photo
         else:
             lam = None
-            lam_photo += lam_dark
+            if lam_dark > 0:
+                lam_photo += lam_dark
             det = lam_photo
 
         if lam is None:
