@@ -23,6 +23,12 @@ and one positive scale per channel) so the second convolution keeps its 5×5 wei
 and on single units for the fully connected layers. The first layer is stored sparse (CSR);
 with a camera whose fiber lattice matches the 28×28 input and has no crosstalk, ``A_s`` is
 itself monomial and ``Ŵ1`` has exactly the non-zeros of the stride-2 6×6 map ``M``.
+
+A key-net file holds no key array, but it is not a safe: the sparsity pattern of ``Ŵ1`` is
+the convolution's, permuted by the routing, so it tells which readout sites are neighbours,
+and with the shared weights of ``M`` (equal up to the per-site transmission) the routing and
+gains can be recovered from the public key-net alone (PHYSICS.md §5). Hidden-layer keys only
+hide the network's own weights.
 """
 
 from __future__ import annotations
