@@ -229,3 +229,15 @@ def test_cli_bad_inputs(tmp_path):
     ]
     for args, words in cases:
         _assert_bad(_run(*args, cwd=tmp_path), tmp_path, before, *words)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")
+def test_cli_unwritable_plot_folder(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        p = _run("--plot", str(locked / "out.png"), cwd=tmp_path)
+        _assert_bad(p, tmp_path, ["locked"], "not writable")
+        assert os.listdir(locked) == []
+    finally:
+        locked.chmod(0o700)
