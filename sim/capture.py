@@ -53,12 +53,12 @@ def parse_exposure(text: str) -> float | str:
         return "auto"
     m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(s|ms|us|µs)?", t)
     if not m:
-        raise CLIError(
+        raise ValueError(
             f"--exposure: expected 'auto' or a time like 0.01, 10ms, 250us; got {text!r}"
         )
     value = float(m.group(1)) * _UNITS_S[m.group(2) or ""]
     if not 0 < value <= 3600:
-        raise CLIError(f"--exposure: must be > 0 s and <= 3600 s, got {value:g} s")
+        raise ValueError(f"--exposure: must be > 0 s and <= 3600 s, got {value:g} s")
     return value
 
 

@@ -271,10 +271,14 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
             notes.append(f"{p.name}: float samples outside [0, 1] ({lo:g}..{hi:g}) clipped")
         data = np.clip(data, 0.0, 1.0)
     elif np.issubdtype(arr.dtype, np.integer):
-        full = 65535.0 if bits == 16 else 255.0
-        if arr.dtype.itemsize > 2 and bits != 16:
-            full = float(np.iinfo(arr.dtype).max)
-        data = srgb_to_linear(np.clip(arr.astype(np.float64) / full, 0.0, 1.0))
+        if arr.dtype in (np.uint8, np.uint16) and bits in (8, 16):
+            # Look-up table of the sRGB decoding: exact, and fast for large photos.
+            full = 2**bits - 1
+            lut = srgb_to_linear(np.arange(full + 1) / full)
+            data = lut[np.minimum(arr, full)]
+        else:
+            full = 65535.0 if bits == 16 else float(np.iinfo(arr.dtype).max)
+            data = srgb_to_linear(np.clip(arr.astype(np.float64) / full, 0.0, 1.0))
     else:  # pragma: no cover - Pillow only yields the types above
         raise ImageReadError(f"scene {p}: unsupported sample type {arr.dtype}")
     return SceneImage(data=data, source=str(p), mode=mode, bits=bits, notes=tuple(notes))
