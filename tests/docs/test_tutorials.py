@@ -1,0 +1,97 @@
+"""Every tutorial runs, as a new user would run it, and produces its figures.
+
+Each tutorial is a jupytext percent-format script under ``docs/tutorials/``. It is run here as
+a plain Python subprocess from an empty folder, with ``KEYCAM_TUTORIAL_QUICK=1`` (the same
+code at reduced sizes) and ``KEYCAM_TUTORIAL_OUT`` pointing at that folder; the test then
+checks that every figure the page shows was written as a real PNG image.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+TUTORIALS = DOCS / "tutorials"
+
+#: tutorial script -> the figures it must write (file names in KEYCAM_TUTORIAL_OUT)
+FIGURES = {
+    "02_choosing_a_sensor.py": ["02_photon_transfer.png", "02_snr.png"],
+    "03_designing_the_faceplate.py": [
+        "03_lattice.png",
+        "03_moire.png",
+        "03_readout_noise.png",
+        "03_block_keys.png",
+        "03_privacy_vs_length.png",
+    ],
+}
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _env(out: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        KEYCAM_TUTORIAL_QUICK="1",
+        KEYCAM_TUTORIAL_OUT=str(out),
+        MPLBACKEND="Agg",
+        # small dense solves run faster on one thread than on an oversubscribed pool
+        OPENBLAS_NUM_THREADS="1",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+    )
+    return env
+
+
+def test_every_tutorial_is_listed():
+    on_disk = sorted(p.name for p in TUTORIALS.glob("[0-9][0-9]_*.py"))
+    assert on_disk == sorted(FIGURES), "a tutorial was added or removed: update FIGURES"
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_tutorial_is_a_percent_notebook_with_a_title(name):
+    text = (TUTORIALS / name).read_text(encoding="utf-8")
+    markdown = text.count("# %% [markdown]")
+    code = len(re.findall(r"^# %%\s*$", text, flags=re.M))
+    assert markdown >= 3 and code >= 3, (markdown, code)
+    first = text.split("# %% [markdown]", 1)[1].lstrip().splitlines()[0]
+    assert first.startswith("# # "), f"first markdown cell must start with a title: {first!r}"
+    # the figures the test expects are the ones the page saves
+    for fig in FIGURES[name]:
+        assert f'"{fig}"' in text, fig
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_tutorial_runs_and_writes_its_figures(name, tmp_path):
+    out = tmp_path / "figures"
+    proc = subprocess.run(
+        [sys.executable, str(TUTORIALS / name)],
+        cwd=tmp_path,
+        env=_env(out),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    written = sorted(p.name for p in out.glob("*.png"))
+    assert written == sorted(FIGURES[name]), written
+    for fig in FIGURES[name]:
+        path = out / fig
+        assert path.read_bytes()[:8] == PNG_MAGIC, fig
+        with Image.open(path) as im:
+            im.verify()
+        with Image.open(path) as im:
+            w, h = im.size
+            assert w >= 300 and h >= 200, (fig, im.size)
+            # a figure, not a blank canvas
+            lo, hi = im.convert("L").getextrema()
+            assert hi - lo > 100, (fig, lo, hi)
+    # nothing but the figures folder appears in the working folder
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != "figures")
+    assert leftovers == [], leftovers
