@@ -285,6 +285,23 @@ def test_uniform_radiance_gives_predicted_photon_flux():
     np.testing.assert_allclose(image_irradiance(lens, 1.5, r), e, rtol=1e-9)
 
 
+def test_vignetting_in_form_image_follows_cos4():
+    """Wide field (θ up to 41°): flux relative to the axis equals cos⁴θ within 1e-3."""
+    lens = lens_()
+    shape, dx_um = (48, 64), 500.0
+    img = form_image(np.ones((300, 400)), lens, scene_fov_deg=90.0, dx_um=dx_um, shape=shape)
+    flat = form_image(
+        np.ones((300, 400)), lens_(vignetting=False), scene_fov_deg=90.0, dx_um=dx_um, shape=shape
+    )
+    ny, nx = shape
+    xs = (np.arange(nx) - (nx - 1) / 2) * dx_um * 1e-3
+    ys = (np.arange(ny) - (ny - 1) / 2) * dx_um * 1e-3
+    theta = np.arctan(np.hypot(xs[None, :], ys[:, None]) / 20.0)
+    assert np.degrees(theta.max()) > 40
+    np.testing.assert_allclose(img / flat, np.cos(theta) ** 4, atol=1e-3)
+    np.testing.assert_allclose(flat, flat[0, 0], rtol=1e-9)  # no vignetting: uniform
+
+
 def test_orientation_is_upright():
     lens = lens_()
     scene = np.zeros((90, 120))
