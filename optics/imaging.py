@@ -187,29 +187,35 @@ def _area_operator(
         cos4 = np.ones(ny * nx)
 
     def overlaps(lo: np.ndarray, hi: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scene pixel indices and overlap lengths of the intervals [lo, hi), per row."""
         first = np.floor(lo)
-        k = int(np.max(np.floor(hi) - first)) + 1 if lo.size else 1
+        k = int(np.max(np.floor(hi) - first)) + 1
         idx = first[:, None] + np.arange(k)[None, :]
         wgt = np.minimum(idx + 1.0, hi[:, None]) - np.maximum(idx, lo[:, None])
         wgt[(idx < 0) | (idx >= size) | (wgt < 0)] = 0.0
         return np.clip(idx, 0, size - 1).astype(itype), wgt
 
     itype = np.int32 if h * w < 2**31 - 1 else np.int64
-
-    cols, wx = overlaps(left, right, w)
-    rows, wy = overlaps(top, bottom, h)
-    wy *= cos4[:, None]
-    data = wy[:, :, None] * wx[:, None, :]
-    keep = data > 0
-    index = rows[:, :, None] * itype(w) + cols[:, None, :]
-    counts = keep.reshape(ny * nx, -1).sum(axis=1)
-    if int(counts.sum()) >= 2**31 - 1:
-        itype = np.int64
-    indptr = np.zeros(ny * nx + 1, dtype=itype)
+    n_out = ny * nx
+    counts = np.empty(n_out, dtype=np.int64)
+    data_parts, index_parts = [], []
+    chunk = 1 << 16  # rows per block: bounded temporaries, cache friendly
+    for lo in range(0, n_out, chunk):
+        sl = slice(lo, min(lo + chunk, n_out))
+        cols, wx = overlaps(left[sl], right[sl], w)
+        rows, wy = overlaps(top[sl], bottom[sl], h)
+        wy *= cos4[sl, None]
+        data = wy[:, :, None] * wx[:, None, :]
+        keep = data > 0
+        counts[sl] = np.count_nonzero(keep.reshape(keep.shape[0], -1), axis=1)
+        data_parts.append(data[keep])
+        index_parts.append((rows[:, :, None] * itype(w) + cols[:, None, :])[keep])
+    nnz = int(counts.sum())
+    ptype = itype if nnz < 2**31 - 1 else np.int64
+    indptr = np.zeros(n_out + 1, dtype=ptype)
     np.cumsum(counts, out=indptr[1:])
-    op = sp.csr_matrix(
-        (data[keep], index[keep].astype(itype, copy=False), indptr), shape=(ny * nx, h * w)
-    )
+    indices = np.concatenate(index_parts).astype(ptype, copy=False)
+    op = sp.csr_matrix((np.concatenate(data_parts), indices, indptr), shape=(n_out, h * w))
     op.has_sorted_indices = True
     return op
 
