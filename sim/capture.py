@@ -240,6 +240,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"keep it secret and reuse it with --key {key_path}",
             err=True,
         )
+        if seed is not None:
+            _say(
+                args.quiet,
+                f"note: this key is derived from --seed {seed}; anyone who knows the seed can "
+                "recreate it (fine for tests, not for a device)",
+                err=True,
+            )
     for sc in scenes:
         for note in sc.notes:
             _say(args.quiet, f"note: {note}", err=True)
@@ -261,7 +268,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             frames=frames,
             npy=args.npy,
             seq=children[i],
-            seed_info={"seed": seed, "entropy": str(noise_entropy), "scene_index": i},
+            seed_info={
+                "seed": seed,
+                "entropy": str(noise_entropy),
+                "scene_index": i,
+                "key_derived_from_seed": bool(new_key and seed is not None),
+            },
             quiet=args.quiet,
         )
     return 0
