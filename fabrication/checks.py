@@ -1,0 +1,384 @@
+"""Manufacturability checks of routed fibers (PHYSICS.md §4), each with its worst case.
+
+Checks (all on the printed polylines of :mod:`fabrication.sampling`):
+
+``clearance``
+    Smallest 3D distance between the centerlines of two different fibers, which must be at
+    least channel + wall. Tubes are polygons with their vertices *on* the nominal radius, so
+    every facet lies inside the circle (facet sag only thins the core, see
+    ``min_feature``) and each tube lies within the nominal radius of its polyline: centre
+    distance − channel diameter is a lower bound on the printed wall. Candidate pairs come
+    from a KD-tree of the fibers at every common level: a pair whose horizontal distance
+    stays at least ``clearance / cos θ_max`` plus the drift between levels cannot be closer
+    than the clearance (tilt ≤ θ_max); for the remaining pairs the exact segment-to-segment
+    distance of the polylines is computed.
+``bend_radius``
+    Smallest radius of curvature of the smooth centerlines.
+``tilt``
+    Largest angle of a centerline to the z axis.
+``endpoints``
+    Fiber ``i`` starts on input site ``i`` and ends on output site ``routing[i]``, both with
+    straight face-normal ends of the process's end length.
+``min_feature``
+    Thinnest printed feature: the polygon core's flat-to-flat width, the thinnest wall.
+``length``
+    Bundle length against the straight-line lower bound (reported, never fails).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+from scipy.spatial import cKDTree
+
+from fabrication.process import ProcessConfig
+from fabrication.routing import Route, lower_bound_mm
+from fabrication.sampling import Polylines
+
+__all__ = ["CheckReport", "CheckResult", "run_checks", "segment_distances"]
+
+_TOL_MM = 1e-4  # tolerance of distance comparisons: 0.1 µm, far below any printer resolution
+
+
+class CheckResult(BaseModel):
+    """One rule: the worst value found, the limit and where it occurs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    passed: bool
+    worst: float
+    limit: float | None
+    unit: str
+    fiber: int | None = None
+    other_fiber: int | None = None
+    z_mm: float | None = None
+    rule: str
+
+    def message(self, cols: int) -> str:
+        """One line naming the rule, the worst value and the fiber."""
+        where = ""
+        if self.fiber is not None:
+            r, c = divmod(self.fiber, cols)
+            where = f" at fiber {self.fiber} (input row {r}, col {c})"
+            if self.other_fiber is not None:
+                where += f" and fiber {self.other_fiber}"
+            if self.z_mm is not None:
+                where += f", z = {self.z_mm:.2f} mm"
+        verdict = "ok" if self.passed else "VIOLATED"
+        return f"{self.name} {verdict}: {self.rule}; worst {self.worst:.4g} {self.unit}{where}"
+
+
+class CheckReport(BaseModel):
+    """All checks of one routed key, serialisable to JSON."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_fibers: int
+    rows: int
+    cols: int
+    process: dict[str, Any]
+    face_pitch_mm: float
+    route_pitch_mm: float
+    decomposition: str
+    length_mm: float
+    lower_bound_mm: float
+    displacement_sites: int
+    length_ratio: float
+    fiber_length_mm_max: float
+    fiber_length_mm_mean: float
+    n_stages: int
+    checks: list[CheckResult]
+
+    @property
+    def passed(self) -> bool:
+        """True if every check passed."""
+        return all(c.passed for c in self.checks)
+
+    def failures(self) -> list[CheckResult]:
+        """The checks that failed."""
+        return [c for c in self.checks if not c.passed]
+
+    def to_json(self) -> str:
+        """Indented JSON text."""
+        d = self.model_dump(mode="json")
+        d["passed"] = self.passed
+        return json.dumps(d, indent=2)
+
+
+def segment_distances(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndarray) -> np.ndarray:
+    """Exact distance between 3D segments ``[p1, q1]`` and ``[p2, q2]`` (row-wise).
+
+    Parameters
+    ----------
+    p1, q1, p2, q2 : (m, 3) float
+        Segment end points; segments must have positive length.
+    """
+    d1 = q1 - p1
+    d2 = q2 - p2
+    r = p1 - p2
+    a = np.einsum("ij,ij->i", d1, d1)
+    e = np.einsum("ij,ij->i", d2, d2)
+    f = np.einsum("ij,ij->i", d2, r)
+    c = np.einsum("ij,ij->i", d1, r)
+    b = np.einsum("ij,ij->i", d1, d2)
+    denom = a * e - b * b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(denom > 1e-14 * a * e, np.clip((b * f - c * e) / denom, 0.0, 1.0), 0.0)
+        t = (b * s + f) / e
+        s = np.where(t < 0, np.clip(-c / a, 0, 1), np.where(t > 1, np.clip((b - c) / a, 0, 1), s))
+    t = np.clip(t, 0.0, 1.0)
+    diff = (p1 + d1 * s[:, None]) - (p2 + d2 * t[:, None])
+    return np.sqrt(np.einsum("ij,ij->i", diff, diff))
+
+
+def _clearance(
+    pl: Polylines, clearance_mm: float, tan_tilt: float
+) -> tuple[float, int, int, float]:
+    """Certified smallest centerline distance and where: ``(distance, i, j, z)``.
+
+    The value is exact where it matters (segment-to-segment distance of the polylines) and a
+    lower bound elsewhere (distance of bounding boxes that already clear the limit).
+    """
+    z = pl.z
+    xy = pl.xy
+    k_lv = z.size
+    dz = np.diff(z)
+    cos_t = 1.0 / math.sqrt(1.0 + tan_tilt**2)
+    best = (math.inf, -1, -1, 0.0)
+    # j-intervals that can hold the closest point to i's intervals k-1, k
+    lo_idx = np.searchsorted(z, z - clearance_mm - 1e-9, side="right") - 1
+    hi_idx = np.searchsorted(z, z + clearance_mm + 1e-9, side="left")
+    lo_idx = np.clip(lo_idx - 1, 0, k_lv - 2)
+    hi_idx = np.clip(hi_idx, 0, k_lv - 2)
+    for k in range(k_lv):
+        step = max(dz[k - 1] if k > 0 else 0.0, dz[k] if k < k_lv - 1 else 0.0)
+        reach = clearance_mm / cos_t + tan_tilt * step + 1e-6
+        pairs = cKDTree(xy[k]).query_pairs(reach, output_type="ndarray")
+        if pairs.size == 0:
+            continue
+        i, j = pairs[:, 0], pairs[:, 1]
+        ints_i = np.array([m for m in (k - 1, k) if 0 <= m < k_lv - 1])
+        j_lo = lo_idx[max(k - 1, 0)]
+        j_hi = hi_idx[min(k + 1, k_lv - 1)]
+        ints_j = np.arange(j_lo, j_hi + 1)
+        # bounding boxes: i over its two intervals, j over its window
+        vi = xy[ints_i.min() : ints_i.max() + 2]
+        vj = xy[j_lo : j_hi + 2]
+        bi_lo, bi_hi = vi.min(axis=0)[i], vi.max(axis=0)[i]
+        bj_lo, bj_hi = vj.min(axis=0)[j], vj.max(axis=0)[j]
+        gap = np.maximum(0.0, np.maximum(bi_lo - bj_hi, bj_lo - bi_hi))
+        gap = np.sqrt(np.sum(gap**2, axis=1))
+        far = gap >= clearance_mm
+        if np.any(far):
+            w = int(np.argmin(np.where(far, gap, np.inf)))
+            if gap[w] < best[0]:
+                best = (float(gap[w]), int(i[w]), int(j[w]), float(z[k]))
+        i, j = i[~far], j[~far]
+        if i.size == 0:
+            continue
+        ni, nj = ints_i.size, ints_j.size
+        mi = np.repeat(ints_i, nj)
+        mj = np.tile(ints_j, ni)
+        zi0, zi1 = z[mi], z[mi + 1]
+        zj0, zj1 = z[mj], z[mj + 1]
+        # (pairs, combos, 3)
+        pi = np.concatenate(
+            [
+                xy[mi][:, i].transpose(1, 0, 2),
+                np.broadcast_to(zi0[None, :, None], (i.size, mi.size, 1)),
+            ],
+            axis=2,
+        )
+        qi = np.concatenate(
+            [
+                xy[mi + 1][:, i].transpose(1, 0, 2),
+                np.broadcast_to(zi1[None, :, None], (i.size, mi.size, 1)),
+            ],
+            axis=2,
+        )
+        pj = np.concatenate(
+            [
+                xy[mj][:, j].transpose(1, 0, 2),
+                np.broadcast_to(zj0[None, :, None], (j.size, mj.size, 1)),
+            ],
+            axis=2,
+        )
+        qj = np.concatenate(
+            [
+                xy[mj + 1][:, j].transpose(1, 0, 2),
+                np.broadcast_to(zj1[None, :, None], (j.size, mj.size, 1)),
+            ],
+            axis=2,
+        )
+        d = segment_distances(
+            pi.reshape(-1, 3), qi.reshape(-1, 3), pj.reshape(-1, 3), qj.reshape(-1, 3)
+        ).reshape(i.size, -1)
+        dmin = d.min(axis=1)
+        w = int(np.argmin(dmin))
+        if dmin[w] < best[0]:
+            combo = int(np.argmin(d[w]))
+            best = (float(dmin[w]), int(i[w]), int(j[w]), float(z[mi[combo]]))
+    if best[1] < 0:
+        # no pair ever came within reach: report the smallest same-level distance
+        md = math.inf
+        for k in range(0, k_lv, max(1, k_lv // 50)):
+            dd, _ = cKDTree(xy[k]).query(xy[k], k=2)
+            md = min(md, float(dd[:, 1].min()))
+        best = (md, -1, -1, 0.0)
+    return best
+
+
+def run_checks(route: Route, pl: Polylines, process: ProcessConfig, block_size: int) -> CheckReport:
+    """Run every manufacturability check on a sampled route.
+
+    Parameters
+    ----------
+    route : Route
+        The routed fibers.
+    pl : Polylines
+        Its printed polylines (:func:`fabrication.sampling.sample_route`).
+    process : ProcessConfig
+        The limits.
+    block_size : int
+        Key block size, for the length lower bound.
+    """
+    face = route.face
+    n = route.n_fibers
+    results: list[CheckResult] = []
+    s_req = process.min_pitch_mm
+    t = process.tan_tilt
+
+    # clearance
+    if n > 1:
+        dist, fi, fj, zc = _clearance(pl, s_req, t)
+    else:
+        dist, fi, fj, zc = math.inf, -1, -1, 0.0
+    results.append(
+        CheckResult(
+            name="clearance",
+            passed=dist >= s_req - _TOL_MM,
+            worst=dist,
+            limit=s_req,
+            unit="mm",
+            fiber=fi if fi >= 0 else None,
+            other_fiber=fj if fj >= 0 else None,
+            z_mm=zc if fi >= 0 else None,
+            rule=f"centerlines at least channel + wall = {s_req:g} mm apart",
+        )
+    )
+    # bend radius
+    kk, ff = np.unravel_index(int(np.argmax(pl.curvature)), pl.curvature.shape)
+    kmax = float(pl.curvature[kk, ff])
+    rmin = 1.0 / kmax if kmax > 0 else math.inf
+    results.append(
+        CheckResult(
+            name="bend_radius",
+            passed=rmin >= process.min_bend_radius_mm * (1 - 1e-9),
+            worst=rmin,
+            limit=process.min_bend_radius_mm,
+            unit="mm",
+            fiber=int(ff),
+            z_mm=float(pl.z[kk]),
+            rule=f"bend radius at least {process.min_bend_radius_mm:g} mm",
+        )
+    )
+    # tilt (smooth curve and printed chords)
+    dz = np.diff(pl.z)[:, None]
+    chord = np.sqrt(np.sum(np.diff(pl.xy, axis=0) ** 2, axis=2)) / dz
+    slopes = np.maximum(pl.slope, np.vstack([chord, chord[-1:]]))
+    kk, ff = np.unravel_index(int(np.argmax(slopes)), slopes.shape)
+    tilt = math.degrees(math.atan(float(slopes[kk, ff])))
+    results.append(
+        CheckResult(
+            name="tilt",
+            passed=tilt <= process.max_tilt_deg + 1e-9,
+            worst=tilt,
+            limit=process.max_tilt_deg,
+            unit="deg",
+            fiber=int(ff),
+            z_mm=float(pl.z[kk]),
+            rule=f"tilt from the z axis at most {process.max_tilt_deg:g} deg",
+        )
+    )
+    # end points and straight ends
+    err_in = np.linalg.norm(pl.xy[0] - face.sites_mm, axis=1)
+    err_out = np.linalg.norm(pl.xy[-1] - face.sites_mm[route.routing], axis=1)
+    e = process.end_length_mm
+    near = (pl.z <= e + 1e-9) | (pl.z >= pl.z[-1] - e - 1e-9)
+    lo = pl.z <= e + 1e-9
+    dev_in = np.max(np.linalg.norm(pl.xy[lo] - pl.xy[0][None], axis=2), axis=0)
+    hi = pl.z >= pl.z[-1] - e - 1e-9
+    dev_out = np.max(np.linalg.norm(pl.xy[hi] - pl.xy[-1][None], axis=2), axis=0)
+    straight_slope = np.max(pl.slope[near], axis=0) if np.any(near) else np.zeros(n)
+    err = np.maximum.reduce([err_in, err_out, dev_in, dev_out, straight_slope])
+    ff = int(np.argmax(err))
+    results.append(
+        CheckResult(
+            name="endpoints",
+            passed=float(err[ff]) <= 1e-6,
+            worst=float(err[ff]),
+            limit=1e-6,
+            unit="mm",
+            fiber=ff,
+            rule=f"fibers start and end on their lattice sites, straight and face-normal for "
+            f"{e:g} mm",
+        )
+    )
+    # minimum feature
+    nsides = process.polygon_sides()
+    core_w = process.channel_diameter_mm * math.cos(math.pi / nsides)
+    wall = (dist - process.channel_diameter_mm) if math.isfinite(dist) else math.inf
+    feat = min(core_w, wall, process.housing_margin_mm)
+    which = "core width" if feat == core_w else ("wall" if feat == wall else "housing margin")
+    results.append(
+        CheckResult(
+            name="min_feature",
+            passed=feat >= process.min_feature_mm - _TOL_MM,
+            worst=feat,
+            limit=process.min_feature_mm,
+            unit="mm",
+            fiber=fi if (which == "wall" and fi >= 0) else None,
+            other_fiber=fj if (which == "wall" and fj >= 0) else None,
+            rule=f"thinnest printed feature ({which}) at least {process.min_feature_mm:g} mm",
+        )
+    )
+    lengths = pl.arc_lengths()
+    lb, d_sites = lower_bound_mm(
+        route.routing, face.rows, face.cols, block_size, face.pitch_mm, process.tan_tilt
+    )
+    ratio = route.length_mm / lb if lb > 0 else math.inf
+    ff = int(np.argmax(lengths))
+    results.append(
+        CheckResult(
+            name="length",
+            passed=True,
+            worst=route.length_mm,
+            limit=None,
+            unit="mm",
+            fiber=ff,
+            rule=f"bundle length (lower bound {lb:.1f} mm, ratio {ratio:.2f}); "
+            f"longest fiber {lengths[ff]:.1f} mm",
+        )
+    )
+    return CheckReport(
+        n_fibers=n,
+        rows=face.rows,
+        cols=face.cols,
+        process=process.model_dump(mode="json"),
+        face_pitch_mm=face.pitch_mm,
+        route_pitch_mm=route.route_pitch_mm,
+        decomposition=route.decomposition,
+        length_mm=route.length_mm,
+        lower_bound_mm=lb,
+        displacement_sites=d_sites,
+        length_ratio=ratio,
+        fiber_length_mm_max=float(lengths.max()),
+        fiber_length_mm_mean=float(lengths.mean()),
+        n_stages=len(route.stages),
+        checks=results,
+    )
