@@ -22,6 +22,7 @@ TUTORIALS = DOCS / "tutorials"
 
 #: tutorial script -> the figures it must write (file names in KEYCAM_TUTORIAL_OUT)
 FIGURES = {
+    "01_first_capture.py": ["01_preview.png", "01_raw_frame.png", "01_right_and_wrong_key.png"],
     "02_choosing_a_sensor.py": ["02_photon_transfer.png", "02_snr.png"],
     "03_designing_the_faceplate.py": [
         "03_lattice.png",
