@@ -276,11 +276,11 @@ def test_ctrl_c_leaves_no_partial_files(tmp_path, small_toml, scene_png):
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode in (0, 130), err
-    left = [p.name for p in (tmp_path / "o").iterdir()]
-    assert not [n for n in left if n.endswith(".part") or n.startswith(".")]
-    if proc.returncode == 130:
-        assert err.strip().splitlines()[-1] == "error: interrupted; no partial output was left"
-        # the interrupted scene's files are removed; the key (written first) stays whole
-        assert left == ["device.key"]
-        Key.load(tmp_path / "o" / "device.key")
+    # 3000 frames take seconds to write, so the signal lands mid-run.
+    assert proc.returncode == 130, err
+    left = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert err.strip().splitlines()[-1] == "error: interrupted; no partial output was left"
+    # no temporary files; the interrupted scene's files are removed; the key (written first)
+    # stays whole
+    assert left == ["device.key"]
+    Key.load(tmp_path / "o" / "device.key")
