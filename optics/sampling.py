@@ -4,10 +4,11 @@ NumPy's generators release the GIL while they fill an array, so two generators c
 halves of a frame at the same time. For large requests (at least
 :data:`PARALLEL_MIN_SAMPLES` values) the caller's ``rng`` seeds :data:`STREAMS` child
 generators (one ``rng.integers`` draw) and each fills a fixed slice. The calling thread works
-through the slices itself while a pool thread helps if a core is free; a slice the helper has
-not started yet is taken back by the caller, so a busy machine costs no more than drawing on
-one thread. Which thread fills a slice never changes its numbers: the same ``rng`` state always
-gives the same variates. Smaller requests are drawn from ``rng`` directly.
+through the slices itself while a pool thread helps, and takes back a slice the helper has not
+started. On a busy machine a helper thread only waits for a core (measured: slower), so helpers
+are used only while the 1-minute load average leaves a core free; otherwise the caller fills
+the slices one after the other. Which thread fills a slice never changes its numbers: the same
+``rng`` state always gives the same variates. Smaller requests are drawn from ``rng`` directly.
 """
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
+def _core_free() -> bool:
+    """Whether the 1-minute load average leaves at least one core idle."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - platforms without a load average
+        return True
+    return load <= (os.cpu_count() or 1) - 1
+
+
 def _children(rng: np.random.Generator) -> list[np.random.Generator]:
     seeds = rng.integers(0, 2**63, size=STREAMS, dtype=np.int64)
     return [np.random.Generator(np.random.PCG64(int(s))) for s in seeds]
@@ -64,7 +74,9 @@ def _run_shared(tasks: list[Callable[[], None]]) -> None:
             claimed[i] = True
         tasks[i]()
 
-    helpers = [_executor().submit(claim_and_run, i) for i in range(len(tasks) - 1, 0, -1)]
+    helpers = []
+    if _core_free():
+        helpers = [_executor().submit(claim_and_run, i) for i in range(len(tasks) - 1, 0, -1)]
     for i in range(len(tasks)):
         claim_and_run(i)
     for h in helpers:
