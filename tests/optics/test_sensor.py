@@ -357,11 +357,18 @@ def test_bad_rng_and_threshold_rejected():
 
 
 # ------------------------------------------------- threaded variates (large frames)
-def test_large_requests_are_reproducible_and_split_independently():
+def test_large_requests_are_reproducible_and_split_independently(monkeypatch):
     n = sampling.PARALLEL_MIN_SAMPLES * 2
+    monkeypatch.setattr(sampling, "_core_free", lambda: True)  # helper thread used
     a = sampling.standard_normal_f32(np.random.default_rng(5), n)
+    lam = np.linspace(0, 50, n)
+    pa = sampling.poisson_f32(lam, np.random.default_rng(6))
+    monkeypatch.setattr(sampling, "_core_free", lambda: False)  # caller alone
     b = sampling.standard_normal_f32(np.random.default_rng(5), n)
+    pb = sampling.poisson_f32(lam, np.random.default_rng(6))
     np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(pa, pb)
+    assert np.abs(pa - lam).mean() < 6 and np.all(pa == np.round(pa))
     # same numbers as filling the slices one after the other from the child streams
     seeds = np.random.default_rng(5).integers(0, 2**63, size=sampling.STREAMS, dtype=np.int64)
     bounds = np.linspace(0, n, sampling.STREAMS + 1).astype(int)
