@@ -4,7 +4,8 @@ Reading
     :func:`read_image` validates and decodes 8/16-bit PNG, JPEG and TIFF files (grey, RGB,
     RGBA, palette) into **linear** floats in [0, 1]: integer images are taken as sRGB-encoded
     and linearised (IEC 61966-2-1); 32-bit float TIFFs are taken as already linear. Alpha is
-    dropped with a note. Every failure (missing file, not an image, truncated, zero-size,
+    dropped with a note. 16-bit colour PNGs, which Pillow reduces to 8 bits, are decoded at
+    full precision by :mod:`sim.png16`. Every failure (missing file, not an image, truncated, zero-size,
     larger than the pixel limit) raises :class:`ImageReadError`, a ``ValueError`` whose
     message names the file.
 
@@ -249,9 +250,19 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
     finally:
         Image.MAX_IMAGE_PIXELS = saved_limit
 
-    if p.suffix.lower() == ".png" and _png_is_16bit_colour(p):
-        bits = 8
-        notes.append(f"{p.name}: 16-bit colour PNG read at 8-bit precision (Pillow limit)")
+    if _png_is_16bit_colour(p):
+        # Pillow decodes 16-bit colour PNGs at 8 bits; decode them ourselves at 16 bits.
+        from sim.png16 import read_png16_colour
+
+        try:
+            full = read_png16_colour(p)
+        except ValueError:
+            full = None
+        if full is not None and full.shape[:2] == arr.shape[:2]:
+            arr, bits = full, 16
+        else:
+            bits = 8
+            notes.append(f"{p.name}: 16-bit colour PNG read at 8-bit precision (interlaced)")
 
     if arr.ndim == 3 and arr.shape[2] in (2, 4):  # LA / RGBA: drop alpha
         arr = arr[..., :-1]

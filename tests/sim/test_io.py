@@ -165,3 +165,54 @@ def test_fit_to_aspect_centre_crops():
     assert fit_to_aspect(wide, (1, 1))[:, 50].all()  # the centre column stays in the middle
     x = prepare_scene(np.ones((30, 40, 3)), (8, 8))
     assert x.shape == (8, 8) and np.allclose(x, 1.0)
+
+
+def _png16(img: np.ndarray, colour_type: int) -> bytes:
+    """Reference encoder: a 16-bit colour PNG using all five row filters in turn."""
+    import struct
+    import zlib
+
+    h, w, ch = img.shape
+    bpp = 2 * ch
+    raw = img.astype(">u2").view(np.uint8).reshape(h, w * bpp).astype(int)
+    stream, prev = b"", np.zeros(w * bpp, int)
+    for r in range(h):
+        ft, row, out = r % 5, raw[r], []
+        for i in range(row.size):
+            a = row[i - bpp] if i >= bpp else 0
+            b, c = prev[i], (prev[i - bpp] if i >= bpp else 0)
+            p = a + b - c
+            paeth = (
+                a
+                if abs(p - a) <= min(abs(p - b), abs(p - c))
+                else (b if abs(p - b) <= abs(p - c) else c)
+            )
+            pred = (0, a, b, (a + b) // 2, paeth)[ft]
+            out.append((row[i] - pred) & 0xFF)
+        stream += bytes([ft, *out])
+        prev = row
+
+    def chunk(t: bytes, d: bytes) -> bytes:
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(stream))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(("channels", "colour_type"), [(3, 2), (4, 6)])
+def test_16bit_colour_png_is_read_at_full_precision(tmp_path, channels, colour_type):
+    img = np.random.default_rng(3).integers(0, 65536, (9, 13, channels), dtype=np.uint16)
+    p = tmp_path / "c16.png"
+    p.write_bytes(_png16(img, colour_type))
+    # Pillow itself only sees the top 8 bits ...
+    assert np.array_equal(np.asarray(Image.open(p))[..., :3], (img[..., :3] >> 8).astype(np.uint8))
+    # ... the reader keeps all 16.
+    s = read_image(p)
+    assert s.bits == 16 and s.data.shape == (9, 13, 3)
+    np.testing.assert_allclose(s.data, srgb_to_linear(img[..., :3] / 65535.0), rtol=1e-12)
+    assert ("alpha" in " ".join(s.notes)) == (channels == 4)
