@@ -5,9 +5,9 @@ Reading
     RGBA, palette) into **linear** floats in [0, 1]: integer images are taken as sRGB-encoded
     and linearised (IEC 61966-2-1); 32-bit float TIFFs are taken as already linear. Alpha is
     dropped with a note. 16-bit colour PNGs, which Pillow reduces to 8 bits, are decoded at
-    full precision by :mod:`sim.png16`. Every failure (missing file, not an image, truncated, zero-size,
-    larger than the pixel limit) raises :class:`ImageReadError`, a ``ValueError`` whose
-    message names the file.
+    full precision by :mod:`sim.png16`. Every failure (missing file, not an image,
+    truncated, zero-size, larger than the pixel limit) raises :class:`ImageReadError`, a
+    ``ValueError`` whose message names the file.
 
 Writing
     Every writer goes through :func:`optics.fileio.write_bytes_atomic`, so an error or Ctrl-C
