@@ -105,10 +105,13 @@ def simulate_series(
         mu_d[i], var_d[i] = pair_mean(*dark), pair_temporal_variance(*dark)
     t50 = exposure_max_s * 0.5 / overshoot
     p50 = photons_max * 0.5 / overshoot
-    stack_bright = sensor.expose(
-        np.broadcast_to(p50, (stack_frames, *shape)), exposure_s=t50, rng=rng
-    )
-    stack_dark = sensor.expose(np.zeros((stack_frames, *shape)), exposure_s=t50, rng=rng)
+    # frame by frame, so a full-size sensor needs memory for one float frame at a time
+    stack_bright = np.empty((stack_frames, *shape), dtype=np.uint16)
+    stack_dark = np.empty_like(stack_bright)
+    bright50, dark50 = np.full(shape, p50), zeros[0]
+    for stack, photons_l in ((stack_bright, bright50), (stack_dark, dark50)):
+        for frame in stack:
+            frame[...] = sensor.expose(photons_l, exposure_s=t50, rng=rng)
     return MeasurementSeries(
         photons=photons,
         exposure_s=exposure,

@@ -101,6 +101,25 @@ def pair_temporal_variance(y0: ArrayLike, y1: ArrayLike) -> NDArray[np.float64]:
     return 0.5 * np.mean(d * d, axis=(-2, -1)) - 0.5 * dmu * dmu
 
 
+def _stack(stack: ArrayLike) -> np.ndarray:
+    s = np.asarray(stack)
+    if s.ndim != 3 or s.shape[0] < 2 or s.dtype.kind not in "uif":
+        raise ValueError(
+            f"stack must be a real (L, H, W) array with L >= 2, got {s.dtype} {s.shape}"
+        )
+    return s
+
+
+def _stack_mean_and_temporal_variance(s: np.ndarray) -> tuple[NDArray[np.float64], float]:
+    """Mean frame and pixel-averaged temporal variance, one float64 frame at a time."""
+    avg = s.mean(axis=0, dtype=np.float64)
+    acc = np.zeros(s.shape[1:], dtype=np.float64)
+    for frame in s:
+        d = frame.astype(np.float64) - avg
+        acc += d * d
+    return avg, float(acc.mean() / (s.shape[0] - 1))
+
+
 def stack_temporal_variance(stack: ArrayLike) -> float:
     """Temporal variance of a stack of ``L`` frames, averaged over pixels (DN^2).
 
@@ -109,10 +128,8 @@ def stack_temporal_variance(stack: ArrayLike) -> float:
     stack : (L, H, W) array_like
         ``L >= 2`` frames of the same scene, in DN.
     """
-    s = _frames(stack, "stack", 3)
-    if s.ndim != 3 or s.shape[0] < 2:
-        raise ValueError(f"stack must have shape (L, H, W) with L >= 2, got {s.shape}")
-    return float(np.mean(np.var(s, axis=0, ddof=1)))
+    s = _stack(stack)
+    return _stack_mean_and_temporal_variance(s)[1]
 
 
 def stack_spatial_variance(stack: ArrayLike) -> float:
@@ -127,11 +144,11 @@ def stack_spatial_variance(stack: ArrayLike) -> float:
     stack : (L, H, W) array_like
         ``L >= 2`` frames of the same scene, in DN.
     """
-    s = _frames(stack, "stack", 3)
-    if s.ndim != 3 or s.shape[0] < 2 or s.shape[1] * s.shape[2] < 2:
-        raise ValueError(f"stack must have shape (L, H, W) with L >= 2 and H*W >= 2, got {s.shape}")
-    avg = s.mean(axis=0)
-    return float(np.var(avg, ddof=1) - stack_temporal_variance(s) / s.shape[0])
+    s = _stack(stack)
+    if s.shape[1] * s.shape[2] < 2:
+        raise ValueError(f"stack must have at least 2 pixels per frame, got {s.shape}")
+    avg, temporal = _stack_mean_and_temporal_variance(s)
+    return float(np.var(avg, ddof=1) - temporal / s.shape[0])
 
 
 def fit_through_origin(x: ArrayLike, y: ArrayLike) -> float:
