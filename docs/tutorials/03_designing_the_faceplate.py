@@ -53,7 +53,7 @@ OUT = Path(os.environ.get("KEYCAM_TUTORIAL_OUT", "keycam_tutorials"))
 OUT.mkdir(parents=True, exist_ok=True)
 
 SEEDS = range(1) if QUICK else range(4)  # random keys averaged per block size
-# (the quick run also samples the pixels-per-fiber chart more coarsely)
+# (the quick run also uses a 32 x 32 lattice in sections 3-4 and a coarser chart in 2)
 
 # %% [markdown]
 # ## 1. The lattice
@@ -223,35 +223,43 @@ print(
 # ## 3. Block size: the privacy parameter
 #
 # The key permutes fibers **inside b × b blocks**. b = 1 is a coherent faceplate (an
-# ordinary image); b = 64 on a 64 × 64 lattice is a global permutation. A block-local key
+# ordinary image); b = N on an N × N lattice is a global permutation. A block-local key
 # leaves every block's mean brightness where it was, so the frame still carries a b-times
 # smaller **thumbnail** of the scene. Permuting whole blocks as well (`permute_blocks=True`,
 # each block travelling as a sub-bundle) scrambles the thumbnail.
 #
 # We measure the leak as the correlation between the scrambled picture (what the output face
-# shows, `scramble`) and the plain picture, on the bundled photograph at 64 × 64.
+# shows, `scramble`) and the plain picture, on the bundled photograph. The default lattice
+# is 64 × 64; the quick run uses 32 × 32.
 
 # %%
+N = 32 if QUICK else 64  # fibers per side
+BLOCKS = [b for b in (1, 2, 4, 8, 16, 32, 64) if b <= N]
 photo = read_image(default_scene_path()).data  # linear RGB in [0, 1]
-scene = prepare_scene(photo, (64, 64))  # luminance, centre-cropped, area-averaged
+scene = prepare_scene(photo, (N, N))  # luminance, centre-cropped, area-averaged
+
+
+def design(b: int, permute_blocks: bool, seed: int = 0) -> FaceplateConfig:
+    """The default faceplate at N x N fibers with block size b."""
+    return FaceplateConfig(rows=N, cols=N, block_size=b, permute_blocks=permute_blocks, seed=seed)
 
 
 def leak(b: int, permute_blocks: bool, seed: int) -> float:
-    key = keygen(FaceplateConfig(block_size=b, permute_blocks=permute_blocks, seed=seed))
+    key = keygen(design(b, permute_blocks, seed))
     return float(np.corrcoef(scramble(scene, key).ravel(), scene.ravel())[0, 1])
 
 
 def thumbnail(img: np.ndarray, b: int) -> np.ndarray:
     """Block means of `img`, shown at full size."""
-    ids = block_ids(64, 64, b)
+    ids = block_ids(N, N, b)
     means = np.bincount(ids, img.ravel()) / np.bincount(ids)
     return means[ids].reshape(img.shape)
 
 
-local8 = scramble(scene, keygen(FaceplateConfig(block_size=8, permute_blocks=False, seed=0)))
-moved8 = scramble(scene, keygen(FaceplateConfig(block_size=8, permute_blocks=True, seed=0)))
+local8 = scramble(scene, keygen(design(8, False)))
+moved8 = scramble(scene, keygen(design(8, True)))
 panels = [
-    (scene, "scene on the 64 × 64 lattice"),
+    (scene, f"scene on the {N} × {N} lattice"),
     (local8, "b = 8, blocks in place"),
     (thumbnail(local8, 8), "…its 8 × 8 block means"),
     (moved8, "b = 8, blocks permuted"),
@@ -265,75 +273,70 @@ fig.savefig(OUT / "03_block_keys.png", dpi=110)
 plt.show()
 
 # %%
-BLOCKS = [1, 2, 4, 8, 16, 32, 64]
 privacy = {}
 for permute in (False, True):
     privacy[permute] = [np.mean([leak(b, permute, s) for s in SEEDS]) for b in BLOCKS]
     label = "blocks permuted" if permute else "blocks in place"
-    print(
-        f"{label:<16}"
-        + "  ".join(f"b={b}: {r:5.2f}" for b, r in zip(BLOCKS, privacy[permute], strict=True))
-    )
+    values = "  ".join(f"b={b}: {r:5.2f}" for b, r in zip(BLOCKS, privacy[permute], strict=True))
+    print(f"{label:<16}{values}")
 
 # %% [markdown]
-# With blocks in place the correlation falls slowly with b — about 0.3 at b = 8 on this
-# linear-light photograph — because the thumbnail survives. With blocks permuted it drops to
-# about zero for every b ≥ 2: the thumbnail is scrambled too. (b = 64 is one block, so the
-# two rows agree there.)
+# With blocks in place the correlation falls slowly with b — about 0.3 at b = 8 on the
+# 64 × 64 linear-light photograph — because the thumbnail survives. With blocks permuted it
+# drops to about zero for every b ≥ 2: the thumbnail is scrambled too. (b = N is one block,
+# so the two rows agree there.)
 #
 # ## 4. The price: bundle length
 #
 # A printed fiber may tilt at most θ_max ≈ 30° from the build axis and must bend gently
-# (minimum bend radius), and neighbouring fibers need a wall c between cores of diameter d.
-# A fiber that must move a lateral distance Δ needs at least Δ / tan θ_max of bundle length.
-# Inside a b × b block the longest move is the block diagonal, which gives the
-# **straight-line lower bound**
+# (minimum bend radius R, 10 mm for 0.6 mm resin cores), and neighbouring cores of
+# diameter d need a wall c between them. A fiber that must move sideways by Δ needs at
+# least Δ / tan θ_max of bundle length. Inside a b × b block the longest move is the block
+# diagonal, which gives the **straight-line lower bound**
 #
 # $$L \ge \frac{\sqrt2\,(b-1)(d+c)}{\tan\theta_{max}},$$
 #
-# and with blocks permuted the longest move of the actual key counts. Real routings need more
-# than this bound: fibers must pass each other, so the router braids them in several stages
-# (measured layouts are 10–20× the bound; the 8 × 8 default is about 250 mm). The bound is
-# still the right way to compare designs: it is what no routing can beat.
+# and for a key that moves fibers between blocks, the largest move of the key counts
+# (`fabrication.routing.lower_bound_mm`).
+#
+# No real bundle reaches that bound: neighbouring fibers must pass each other, so the router
+# (`fabrication.routing.route_permutation`) braids them in stages. It splits the permutation
+# into a shuffle within columns, one within rows and one within columns again, fans the
+# bundle out to a routing pitch of 2(d + c) so that every line has a free lane beside it,
+# and lets fibers overtake each other in two lanes; every stage is a curvature-continuous
+# S-curve as short as the tilt and bend limits allow. A block-local key is routed block by
+# block; a key that moves blocks is routed over the whole face. The result is guaranteed
+# collision-free for every key, and it is what tutorial 4 prints.
 
 # %%
-D_MM, WALL_MM, TILT_DEG = 0.6, 0.4, 30.0  # resin core, wall between cores, max tilt
-TAN = math.tan(math.radians(TILT_DEG))
+from fabrication.process import ProcessConfig, face_geometry
+from fabrication.routing import lower_bound_mm, route_permutation
 
+process = ProcessConfig.preset("resin")  # d = 0.6 mm, c = 0.4 mm, R = 10 mm, 30° tilt
+face = face_geometry("square", N, N, 1000.0, process)  # 1 mm face pitch
+print(
+    f"process: core {process.core_diameter_mm} mm, wall {process.min_wall_mm} mm, "
+    f"bend radius {process.min_bend_radius_mm} mm, tilt {process.max_tilt_deg}°"
+)
 
-def block_bound_mm(b: int) -> float:
-    return math.sqrt(2) * (b - 1) * (D_MM + WALL_MM) / TAN
-
-
-def key_bound_mm(key) -> float:
-    """Longest lateral move of any fiber of this key / tan(theta_max), mm."""
-    xy = key.config.site_centers_um() / key.config.pitch_um * (D_MM + WALL_MM)  # face at d + c
-    moves = np.hypot(*(xy[key.routing] - xy).T)
-    return float(moves.max() / TAN)
-
-
-length = {
-    False: [block_bound_mm(b) for b in BLOCKS],
-    True: [
-        np.mean(
-            [
-                key_bound_mm(keygen(FaceplateConfig(block_size=b, permute_blocks=True, seed=s)))
-                for s in SEEDS
-            ]
-        )
-        for b in BLOCKS
-    ],
-}
+bound, routed = {False: [], True: []}, {False: [], True: []}
 for permute in (False, True):
-    label = "blocks permuted" if permute else "blocks in place"
-    print(
-        f"{label:<16}"
-        + "  ".join(f"b={b}: {mm:5.1f} mm" for b, mm in zip(BLOCKS, length[permute], strict=True))
-    )
+    for b in BLOCKS:
+        key = keygen(design(b, permute))
+        lb, _ = lower_bound_mm(key.routing, N, N, b, face.pitch_mm, process.tan_tilt)
+        route = route_permutation(face, key.routing, b, process)
+        bound[permute].append(lb)
+        routed[permute].append(route.length_mm)
+        print(
+            f"b={b:<3} {'blocks permuted' if permute else 'blocks in place':<16}"
+            f"bound {lb:7.1f} mm   routed {route.length_mm:7.1f} mm   "
+            f"({route.decomposition}, {len(route.stages)} stages)"
+        )
 
 # %% [markdown]
 # Now the whole trade-off in one picture: privacy (lower is better) against the bundle
-# length you must print (shorter is better).
+# length you must print (shorter is better). Solid lines are routed lengths, dashed lines
+# the straight-line bound.
 
 # %%
 LABEL = {False: "blocks in place (local key)", True: "blocks permuted"}
@@ -341,17 +344,31 @@ STYLE = {False: ("o", "C0"), True: ("s", "C3")}
 fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 4.4), layout="constrained")
 for permute in (False, True):
     marker, color = STYLE[permute]
-    mm = np.maximum(length[permute], 0.5)  # b = 1 needs no routing: drawn at 0.5 mm
     ax1.semilogx(BLOCKS, privacy[permute], marker + "-", color=color, label=LABEL[permute])
-    ax2.loglog(BLOCKS, mm, marker + "-", color=color, label=LABEL[permute])
-    ax3.semilogx(mm, privacy[permute], marker, color=color, label=LABEL[permute])
-for b, x, y in zip(BLOCKS, np.maximum(length[False], 0.5), privacy[False], strict=True):
+    # b = 1 needs no routing at all: it is drawn at 1 mm on the log axes
+    ax2.loglog(
+        BLOCKS,
+        np.maximum(routed[permute], 1),
+        marker + "-",
+        color=color,
+        label=LABEL[permute] + ", routed",
+    )
+    ax2.loglog(
+        BLOCKS,
+        np.maximum(bound[permute], 1),
+        marker + "--",
+        color=color,
+        mfc="none",
+        label=LABEL[permute] + ", bound",
+    )
+    ax3.plot(routed[permute], privacy[permute], marker, color=color, label=LABEL[permute])
+for b, x, y in zip(BLOCKS, routed[False], privacy[False], strict=True):
     ax3.annotate(f"b={b}", (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
 ax3.annotate(
-    "b = 2 … 64",
-    (np.median(length[True][1:]), 0.0),
+    f"b = 2 … {N}",
+    (routed[True][-1], 0.0),
     textcoords="offset points",
-    xytext=(-30, 14),
+    xytext=(-60, 12),
     fontsize=8,
     color="C3",
 )
@@ -359,34 +376,37 @@ for ax in (ax1, ax2):
     ax.set_xticks(BLOCKS, [str(b) for b in BLOCKS])
     ax.set_xlabel("block size b [fibers]")
 ax1.set(ylabel="correlation of frame with scene", title="privacy: what the frame leaks")
-ax2.set(ylabel="bundle length, lower bound [mm]", title="printability: how long the part is")
+ax2.set(ylabel="bundle length [mm]", title="printability: how long the part is")
 ax3.set(
-    xlabel="bundle length, lower bound [mm]",
+    xlim=(0, None),
+    xlabel="routed bundle length [mm]",
     ylabel="correlation of frame with scene",
     title="privacy against printability",
 )
 for ax in (ax1, ax2, ax3):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
-fig.suptitle("64 × 64 fibers, d + c = 1 mm, θmax = 30°: straight-line lower bound")
+fig.suptitle(f"{N} × {N} fibers at 1 mm, resin process (d = 0.6 mm, c = 0.4 mm, R = 10 mm, 30°)")
 fig.savefig(OUT / "03_privacy_vs_length.png", dpi=110)
 plt.show()
 
 # %% [markdown]
 # Reading the plot:
 #
-# * Local keys (blue) are short but leak the thumbnail: even b = 16 leaves a correlation
-#   near 0.2.
-# * Permuting blocks (red) removes the leak at every block size, but blocks must cross the
-#   whole face, so the bound jumps to the face diagonal divided by tan θ_max (≈ 150 mm for
-#   a 64 mm face) whatever b is. Inside that length, a bigger b costs little extra.
-# * The default camera therefore uses **b = 8 with blocks permuted**: the leak is gone,
-#   each block is a manageable sub-bundle of 64 fibers, and the routed part stays within a
-#   common resin printer's build volume. Tutorial 4 routes and exports exactly that key.
+# * **Local keys** (blue) are the short ones, and their length grows steadily with b — but
+#   they leak the thumbnail: even b = 16 leaves a correlation of about 0.15.
+# * **Permuting blocks** (red) removes the leak at every block size, but then fibers cross
+#   the whole face and the bundle costs as much as a global permutation, whatever b is.
+# * Routed lengths are many times the straight-line bound: the braid needs several stages,
+#   each one an S-curve limited by the bend radius, plus the fan-out to the routing pitch.
+#   The bound tells you what no router can beat; the router tells you what you will print.
 #
-# Per-fiber gains (`gain_key_rms`) and stray light (`bias_photons_per_s`) hide block means
-# further. What the faceplate cannot hide is discussed in the
-# [threat model](../../explanation/threat-model/).
+# So the privacy you buy with block permutation is paid in bundle length, and a printer's
+# build height decides what you can afford. A few levers reduce the price: a smaller bend
+# radius (a different material), a steeper allowed tilt, a finer lattice, or a local key
+# with a per-fiber gain key (`gain_key_rms`) and stray light (`bias_photons_per_s`) that
+# hide block means without moving fibers far. What the faceplate cannot hide is discussed
+# in the [threat model](../../explanation/threat-model/).
 
 # %%
 print("figures written to", OUT.resolve())
