@@ -94,6 +94,8 @@ class Sensor:
     def __init__(self, config: SensorConfig) -> None:
         if not isinstance(config, SensorConfig):
             raise TypeError(f"config must be a SensorConfig, got {type(config).__name__}")
+        # model_copy(update=...) skips validation: check again, naming any bad field
+        SensorConfig.model_validate(config.model_dump())
         self.config = config
         shape = (config.height_px, config.width_px)
         prnu_rng, dsnu_rng = (

@@ -89,6 +89,12 @@ def test_invalid_config_names_the_field(field, value):
     assert {e["loc"][0] for e in err.value.errors()} == {field}
 
 
+def test_sensor_revalidates_copied_configs():
+    bad = PRESETS["imx174"].model_copy(update={"width_px": 0})  # model_copy does not validate
+    with pytest.raises(ValidationError, match="width_px"):
+        Sensor(bad)
+
+
 def test_unknown_field_and_frozen():
     with pytest.raises(ValidationError, match="read_noise"):
         SensorConfig.model_validate({**PRESETS["imx174"].model_dump(), "read_noise": 1.0})
