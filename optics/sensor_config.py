@@ -22,9 +22,10 @@ class SensorConfig(BaseModel):
 
     All fields are validated when the model is built; a bad value raises a pydantic
     ``ValidationError`` naming the field. Instances are frozen: derive variants with
-    ``config.model_copy(update={"width_px": 128, "height_px": 128})`` (``model_copy`` does
-    not re-validate, so keep updates within the documented bounds, or use
-    ``SensorConfig.model_validate({**config.model_dump(), **changes})``).
+    ``config.model_copy(update={"width_px": 128, "height_px": 128})``. ``model_copy`` does
+    not re-validate; :class:`~optics.sensor.Sensor` does, or validate up front with
+    ``SensorConfig.model_validate({**config.model_dump(), **changes})``. The JSON schema is
+    ``SensorConfig.model_json_schema()``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
