@@ -31,16 +31,18 @@ FIGURES = {
         "03_block_keys.png",
         "03_privacy_vs_length.png",
     ],
+    "05_does_inference_work.py": ["05_digits.png", "05_accuracy.png", "05_first_layer.png"],
 }
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _env(out: Path) -> dict[str, str]:
+def _env(out: Path, cache: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         KEYCAM_TUTORIAL_QUICK="1",
         KEYCAM_TUTORIAL_OUT=str(out),
+        KEYCAM_CACHE=str(cache),  # trained weights: never into the user's home in a test
         MPLBACKEND="Agg",
         # small dense solves run faster on one thread than on an oversubscribed pool
         OPENBLAS_NUM_THREADS="1",
@@ -74,7 +76,7 @@ def test_tutorial_runs_and_writes_its_figures(name, tmp_path):
     proc = subprocess.run(
         [sys.executable, str(TUTORIALS / name)],
         cwd=tmp_path,
-        env=_env(out),
+        env=_env(out, tmp_path / "keycam_cache"),
         capture_output=True,
         text=True,
         timeout=300,
@@ -93,6 +95,8 @@ def test_tutorial_runs_and_writes_its_figures(name, tmp_path):
             # a figure, not a blank canvas
             lo, hi = im.convert("L").getextrema()
             assert hi - lo > 100, (fig, lo, hi)
-    # nothing but the figures folder appears in the working folder
-    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != "figures")
+    # nothing but the figures folder (and the weight cache) appears in the working folder
+    leftovers = sorted(
+        p.name for p in tmp_path.iterdir() if p.name not in ("figures", "keycam_cache")
+    )
     assert leftovers == [], leftovers
