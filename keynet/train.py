@@ -41,10 +41,10 @@ class TrainConfig:
         Seed of initial weights, batch order and shifts.
     """
 
-    epochs: int = 12
-    batch: int = 32
-    lr: float = 2e-3
-    lr_decay: float = 0.85
+    epochs: int = 20
+    batch: int = 64
+    lr: float = 3e-3
+    lr_decay: float = 0.88
     shift_px: int = 2
     seed: int = 0
 

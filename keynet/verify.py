@@ -219,7 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="camera TOML (default: 28x28-fiber camera)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--seed", type=int, default=0, help="seed of training, keys and noise")
-    parser.add_argument("--epochs", type=int, help="training epochs (default 12)")
+    parser.add_argument(
+        "--epochs", type=int, help=f"training epochs (default {TrainConfig().epochs})"
+    )
     parser.add_argument(
         "--digits", type=int, default=1000, help="test digits to photograph (1..1000)"
     )
