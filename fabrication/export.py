@@ -1,0 +1,290 @@
+"""Export a key as checked, printable fiber geometry.
+
+Library use::
+
+    from optics.faceplate import Key
+    from fabrication.export import build
+    device = build(Key.load("device.key"), ProcessConfig.preset("resin"))
+    device.report.passed, device.report.length_mm
+
+Command line::
+
+    python -m fabrication.export KEY [-o DIR] [--process resin|fdm] [--report report.json]
+                                     [--write-transmission KEY_OUT] [--force] [--quiet]
+                                     [--no-matrix] [--no-3mf]
+
+writes ``DIR/<key stem>_cores.stl`` (one watertight body per fiber),
+``DIR/<key stem>_matrix.stl`` (housing minus cores) and ``DIR/<key stem>.3mf`` (both
+bodies). If any manufacturability check fails it writes nothing and exits with status 2 and
+one ``error:`` line naming the violated rule and the fiber. Files are written atomically and
+never overwritten without ``--force``. The key itself is never printed; its fingerprint is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fabrication.checks import CheckReport, run_checks
+from fabrication.mesh import (
+    TriMesh,
+    is_watertight,
+    iter_tube_batches,
+    matrix_mesh,
+    write_3mf,
+    write_stl,
+)
+from fabrication.process import PRESETS, ProcessConfig, face_geometry
+from fabrication.routing import Route, route_permutation
+from fabrication.sampling import Polylines, sample_route
+from fabrication.transmission import fiber_transmission
+from optics.cli import ArgumentParser, CLIError, progress, run
+from optics.fileio import write_bytes_atomic
+
+__all__ = ["Device", "build", "main", "route_key"]
+
+
+@dataclass(frozen=True)
+class Device:
+    """A routed, sampled and checked key.
+
+    Attributes
+    ----------
+    route : Route
+        Stages of the centerlines.
+    polylines : Polylines
+        Printed centerlines.
+    report : CheckReport
+        Every manufacturability check.
+    transmission : dict of (n,) arrays
+        Per-fiber transmission and its factors (:func:`fiber_transmission`).
+    process : ProcessConfig
+        The process used.
+    """
+
+    route: Route
+    polylines: Polylines
+    report: CheckReport
+    transmission: dict[str, np.ndarray]
+    process: ProcessConfig
+
+    def tube_batches(self, batch: int = 256) -> Iterator[tuple[np.ndarray, TriMesh]]:
+        """Tube meshes of ``batch`` fibers at a time."""
+        return iter_tube_batches(
+            self.polylines,
+            self.process.channel_diameter_mm / 2.0,
+            self.process.polygon_sides(),
+            batch,
+        )
+
+
+def route_key(key, process: ProcessConfig) -> Route:
+    """Route a key (no checks); see :func:`fabrication.routing.route_permutation`."""
+    c = key.config
+    face = face_geometry(c.lattice, c.rows, c.cols, c.pitch_um, process)
+    return route_permutation(face, np.asarray(key.routing), c.block_size, process)
+
+
+def _failing_stage(route: Route, z_mm: float | None) -> int | None:
+    if z_mm is None or not route.stages:
+        return None
+    b = route.stage_bounds()
+    k = int(np.searchsorted(b, z_mm, side="right")) - 1
+    return min(max(k, 0), len(route.stages) - 1)
+
+
+def build(
+    key,
+    process: ProcessConfig,
+    *,
+    max_repairs: int = 6,
+    log: Callable[[str], None] | None = None,
+) -> Device:
+    """Route, sample and check a key; lengthen failing stages until every check passes.
+
+    The construction is collision-free by design; the checks measure the printed polylines
+    exactly, and any stage where a check still fails (approximations in the fan design) is
+    lengthened by 15 % and re-checked, at most ``max_repairs`` times. The returned report
+    may still fail; callers must look at ``report.passed``.
+    """
+    say = log or (lambda _m: None)
+    c = key.config
+    route = route_key(key, process)
+    for attempt in range(max_repairs + 1):
+        say(f"sampling {route.n_fibers} fibers over {route.length_mm:.1f} mm")
+        pl = sample_route(route, process)
+        say("checking")
+        report = run_checks(route, pl, process, c.block_size)
+        if report.passed or attempt == max_repairs:
+            break
+        lengths = np.array([s.length_mm for s in route.stages])
+        touched = False
+        for f in report.failures():
+            k = _failing_stage(route, f.z_mm)
+            if k is not None and f.name in ("clearance", "bend_radius", "tilt", "min_feature"):
+                lengths[k] *= 1.15
+                touched = True
+        if not touched:
+            break
+        say(f"repair {attempt + 1}: lengthening stages where checks failed")
+        route = route.with_lengths(lengths)
+    kappa = pl.curvature.max(axis=0)
+    rmin = np.where(kappa > 0, 1.0 / np.maximum(kappa, 1e-300), math.inf)
+    trans = fiber_transmission(pl.arc_lengths(), rmin, process)
+    return Device(route, pl, report, trans, process)
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="python -m fabrication.export",
+        description="Route a keycam key into printable fibers, check them and write STL/3MF.",
+    )
+    p.add_argument("key", help="key file (from optics.faceplate / sim.capture)")
+    p.add_argument("-o", "--out", default=".", help="output folder (default: current folder)")
+    p.add_argument("--process", choices=sorted(PRESETS), default="resin", help="print process")
+    p.add_argument("--report", help="write the check report as JSON to this file")
+    p.add_argument(
+        "--write-transmission",
+        metavar="KEY_OUT",
+        help="write a copy of the key with per-fiber transmission from the printed geometry",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument(
+        "--no-matrix", action="store_true", help="skip the matrix body (slow for huge bundles)"
+    )
+    p.add_argument("--no-3mf", action="store_true", help="skip the 3MF file")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m fabrication.export``; returns the exit status."""
+    from optics.faceplate import Key
+
+    args = _parser().parse_args(argv)
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    if not out.is_dir():
+        raise CLIError(f"output folder does not exist: {out}")
+    key_path = Path(args.key)
+    stem = key_path.stem
+    targets = {"cores": out / f"{stem}_cores.stl"}
+    if not args.no_matrix:
+        targets["matrix"] = out / f"{stem}_matrix.stl"
+    if not args.no_3mf:
+        targets["3mf"] = out / f"{stem}.3mf"
+    extra = [Path(p) for p in (args.report, args.write_transmission) if p]
+    for p in [*targets.values(), *extra]:
+        if p.exists() and not args.force:
+            raise CLIError(f"{p} exists (use --force to overwrite)")
+        if not p.parent.is_dir():
+            raise CLIError(f"output folder does not exist: {p.parent}")
+    if args.write_transmission and Path(args.write_transmission).resolve() == key_path.resolve():
+        raise CLIError("--write-transmission must not overwrite the input key")
+
+    key = Key.load(key_path)
+    process = ProcessConfig.preset(args.process)
+    quiet = args.quiet
+
+    def say(msg: str) -> None:
+        if not quiet and sys.stderr.isatty():
+            sys.stderr.write(f"{msg}\n")
+
+    say(f"key {key.fingerprint}: {key.config.rows}x{key.config.cols} fibers, "
+        f"block {key.config.block_size}")  # fmt: skip
+    device = build(key, process, log=say)
+    report = device.report
+    if not report.passed:
+        bad = report.failures()[0]
+        raise CLIError(f"check failed, nothing written: {bad.message(key.config.cols)}")
+    t_check = time.perf_counter() - t0
+
+    radius = process.channel_diameter_mm / 2.0
+    sides = process.polygon_sides()
+    n_faces = 0
+    for _, m in progress(device.tube_batches(), desc="verifying tubes", quiet=quiet, unit="batch"):
+        if not is_watertight(m):  # pragma: no cover - closed by construction
+            raise CLIError("tube mesh is not watertight, nothing written")
+        n_faces += m.n_faces
+    matrix = None
+    if not args.no_matrix:
+        say("building the matrix (housing minus cores)")
+        matrix = matrix_mesh(device.polylines, radius, sides, process.housing_margin_mm)
+        if not is_watertight(matrix):
+            raise CLIError("matrix mesh is not watertight, nothing written")
+
+    written: list[Path] = []
+    try:
+        with contextlib.ExitStack():
+            batches = (m for _, m in device.tube_batches())
+            write_stl(
+                targets["cores"],
+                progress(batches, desc="writing cores", quiet=quiet, unit="batch"),
+                n_faces,
+                overwrite=args.force,
+                header=f"keycam cores {key.fingerprint}",
+            )
+            written.append(targets["cores"])
+            if matrix is not None:
+                write_stl(
+                    targets["matrix"],
+                    [matrix],
+                    matrix.n_faces,
+                    overwrite=args.force,
+                    header=f"keycam matrix {key.fingerprint}",
+                )
+                written.append(targets["matrix"])
+            if "3mf" in targets:
+                bodies = [("cores", lambda: (m for _, m in device.tube_batches()))]
+                if matrix is not None:
+                    bodies.append(("matrix", lambda: iter([matrix])))
+                write_3mf(targets["3mf"], bodies, overwrite=args.force)
+                written.append(targets["3mf"])
+            if args.write_transmission:
+                new_key = key.with_transmission(device.transmission["total"])
+                new_key.save(args.write_transmission, overwrite=args.force)
+                written.append(Path(args.write_transmission))
+            if args.report:
+                d = json.loads(report.to_json())
+                d["key_fingerprint"] = key.fingerprint
+                d["seconds"] = round(time.perf_counter() - t0, 3)
+                d["seconds_route_check"] = round(t_check, 3)
+                d["outputs"] = {k: str(v) for k, v in targets.items()}
+                d["triangles_cores"] = n_faces
+                d["triangles_matrix"] = matrix.n_faces if matrix is not None else None
+                tr = device.transmission
+                d["transmission"] = {
+                    k: {"min": float(v.min()), "mean": float(v.mean()), "max": float(v.max())}
+                    for k, v in tr.items()
+                }
+                write_bytes_atomic(
+                    args.report, json.dumps(d, indent=2).encode(), overwrite=args.force
+                )
+                written.append(Path(args.report))
+    except BaseException:
+        for p in written:  # all or nothing
+            with contextlib.suppress(OSError):
+                p.unlink()
+        raise
+    if not quiet:
+        print(
+            f"key {key.fingerprint}: {report.n_fibers} fibers, length {report.length_mm:.1f} mm "
+            f"({report.length_ratio:.1f}x the {report.lower_bound_mm:.1f} mm lower bound), "
+            f"all checks passed; wrote {', '.join(str(p) for p in written)}"
+        )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(run(main))
