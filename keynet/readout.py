@@ -22,7 +22,7 @@ import scipy.sparse.linalg as spla
 
 from optics.cli import progress
 from sim.camera import Camera
-from sim.scene import area_matrix
+from sim.scene import area_matrix, fit_to_aspect
 
 from .keying import InputOperator
 
@@ -88,15 +88,20 @@ class PublicReadout:
         return self.solve(self.photons(frames))
 
 
-def digit_embedding(camera: Camera) -> sp.csr_matrix:
-    """``(n_scene, 784)`` map from a 28×28 digit to the camera's scene grid (area resampling).
+def digit_embedding(scene_shape: tuple[int, int]) -> sp.csr_matrix:
+    """``(rows·cols, 784)`` map from a 28×28 digit to a scene grid of ``scene_shape``.
 
-    The identity when the scene grid is 28×28 (one digit pixel per scene pixel).
+    The same steps as :func:`sim.scene.prepare_scene` (centre crop to the grid's aspect
+    ratio, then area resampling), written as a matrix; the identity for a 28×28 grid.
     """
-    rows, cols = camera.scene_shape
+    rows, cols = (int(v) for v in scene_shape)
     if (rows, cols) == (28, 28):
         return sp.identity(784, format="csr")
-    return sp.kron(area_matrix(28, rows), area_matrix(28, cols), format="csr")
+    kept = fit_to_aspect(np.arange(784).reshape(28, 28), (rows, cols))
+    h, w = kept.shape
+    resample = sp.kron(area_matrix(h, rows), area_matrix(w, cols), format="csr")
+    select = sp.csr_matrix((np.ones(h * w), (np.arange(h * w), kept.ravel())), shape=(h * w, 784))
+    return sp.csr_matrix(resample @ select)
 
 
 def input_operator(camera: Camera, *, exposure_s: float, readout: PublicReadout) -> InputOperator:
@@ -107,7 +112,7 @@ def input_operator(camera: Camera, *, exposure_s: float, readout: PublicReadout)
     like the key itself (it is only ever fused into a key-net's first layer).
     """
     a, b = camera.operator(float(exposure_s))
-    a_digit = sp.csr_matrix(a @ digit_embedding(camera))
+    a_digit = sp.csr_matrix(a @ digit_embedding(camera.scene_shape))
     scaled = sp.diags(1.0 / readout.gain) @ a_digit  # photons per pixel per unit digit value
     a_s = readout.solve_columns(scaled)  # (n_sites, 784)
     b_s = readout.solve(((b - readout.offset) / readout.gain)[None, :])[0]

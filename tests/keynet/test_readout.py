@@ -108,3 +108,13 @@ def test_saved_keynet_holds_none_of_the_camera_key(setup, tmp_path) -> None:
             for what, secret in secrets.items():
                 close = np.isclose(windows, secret[None, :], rtol=1e-4, atol=0).all(axis=1)
                 assert not close.any(), f"{name} holds the {what}"
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (56, 56), (20, 33), (40, 17)])
+def test_digit_embedding_matches_scene_preparation(shape) -> None:
+    from keynet.readout import digit_embedding
+    from sim.scene import prepare_scene
+
+    digit = np.random.default_rng(1).random((28, 28))
+    ours = (digit_embedding(shape) @ digit.ravel()).reshape(shape)
+    np.testing.assert_allclose(ours, prepare_scene(digit, shape), rtol=1e-12, atol=1e-12)
