@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from optics.cli import ArgumentParser, CLIError, progress, run
+from sim.units import parse_exposure as _parse_exposure
 
 __all__ = ["main", "parse_exposure"]
 
@@ -43,23 +44,11 @@ DEFAULT_OUT = "keycam_out"
 KEY_NAME = "device.key"
 MAX_FRAMES = 10_000
 DEFAULT_MAX_PIXELS = 50_000_000  # = sim.io.DEFAULT_MAX_PIXELS (kept here to stay import-light)
-_UNITS_S = {"": 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
 
 
 def parse_exposure(text: str) -> float | str:
     """``"auto"`` or an exposure such as ``0.01``, ``10ms``, ``250us`` -> seconds."""
-    t = text.strip().lower()
-    if t == "auto":
-        return "auto"
-    m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(s|ms|us|µs)?", t)
-    if not m:
-        raise ValueError(
-            f"--exposure: expected 'auto' or a time like 0.01, 10ms, 250us; got {text!r}"
-        )
-    value = float(m.group(1)) * _UNITS_S[m.group(2) or ""]
-    if not 0 < value <= 3600:
-        raise ValueError(f"--exposure: must be > 0 s and <= 3600 s, got {value:g} s")
-    return value
+    return _parse_exposure(text, name="--exposure")
 
 
 def _positive_int(name: str, lo: int = 1):

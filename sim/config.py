@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from optics.faceplate import FaceplateConfig
 from optics.lens import LensConfig
 from optics.sensor import SensorConfig
+from sim.units import parse_exposure
 
 __all__ = [
     "CameraConfig",
@@ -152,7 +153,7 @@ class CameraConfig(BaseModel):
     exposure: Literal["auto"] | float = Field(
         "auto",
         description="'auto' (bright end of the scene at auto_target of saturation) or a "
-        "fixed exposure time in seconds (> 0).",
+        "fixed exposure time: seconds, or a string with a unit ('20 ms', '250 us').",
     )
     auto_target: float = Field(
         0.8, gt=0, le=1, description="Auto exposure: target fraction of saturation."
@@ -179,13 +180,7 @@ class CameraConfig(BaseModel):
     @field_validator("exposure", mode="before")
     @classmethod
     def _exposure_ok(cls, v: Any) -> Any:
-        if isinstance(v, str) and v.strip().lower() == "auto":
-            return "auto"
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise ValueError(f"exposure must be 'auto' or a time in seconds, got {v!r}")
-        if not (math.isfinite(v) and 0 < v <= 3600):
-            raise ValueError(f"exposure must be > 0 s and <= 3600 s, got {v} s")
-        return float(v)
+        return parse_exposure(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> CameraConfig:

@@ -94,3 +94,11 @@ def test_exposure_argument_units():
         with pytest.raises(ValueError, match="--exposure"):
             parse_exposure(bad)
     assert DEFAULT_MAX_PIXELS == IO_MAX_PIXELS
+
+
+def test_exposure_with_units_in_the_config(make_small):
+    assert make_small(exposure="20 ms").exposure == pytest.approx(0.02)
+    assert make_small(exposure="250us").exposure == pytest.approx(2.5e-4)
+    assert make_small(exposure=1).exposure == 1.0
+    with pytest.raises(ValidationError, match="exposure"):
+        make_small(exposure="20 minutes")
