@@ -21,47 +21,30 @@ that composition as ``(A, b)`` in DN, and the mean of many :meth:`Camera.capture
 ``A x + b`` wherever nothing clips.
 
 Scenes of any size are first centre-cropped to the grid's aspect ratio and area-resampled
-onto the grid (:func:`sim.scene.prepare_scene`); colour scenes are reduced to luminance
-(Rec. 709 weights on linear RGB) because the sensor is monochrome.
+onto the grid (:func:`sim.scene.prepare_scene`). A monochrome sensor (``colour = "mono"``)
+sees luminance (Rec. 709 weights on linear RGB); with ``colour = "bayer_rggb"`` each
+channel has its own lens operator and reaches only the pixels of its colour filter
+(:mod:`sim.colour`), so ``photons = t · (Σ_ch M_ch K_c T S L_ch x_ch + K_c · bias)`` with
+``M_ch`` the filter masks. The key-independent stages are built by :mod:`sim.stages`.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from optics.faceplate import Key, coupling_operator, keygen, sampling_operator, transfer_operator
-from optics.lens import image_operator
+from optics.faceplate import Key, keygen, transfer_operator
 from optics.sensor import Sensor
 from optics.unscramble import site_readout
 from optics.unscramble import unscramble as _unscramble
+from sim.colour import prepare_colour_scene
 from sim.config import CameraConfig, load_config
 from sim.scene import prepare_scene
+from sim.stages import build_public_stages, check_key
 
 __all__ = ["Camera", "CameraConfig", "load_config"]
-
-_LATTICE_FIELDS = ("lattice", "rows", "cols", "pitch_um", "core_diameter_um")
-
-
-def _check_key(config: CameraConfig, key: Key) -> None:
-    if not isinstance(key, Key):
-        raise TypeError(f"key must be an optics.faceplate.Key, got {type(key).__name__}")
-    want, have = config.faceplate, key.config
-    if any(getattr(want, f) != getattr(have, f) for f in _LATTICE_FIELDS):
-
-        def desc(c: Any) -> str:
-            return (
-                f"{c.rows}x{c.cols} {c.lattice} lattice at {c.pitch_um:g} µm pitch, "
-                f"{c.core_diameter_um:g} µm cores"
-            )
-
-        raise ValueError(
-            f"key {key.fingerprint} is for another lattice: {desc(have)}; "
-            f"this camera's faceplate is a {desc(want)}"
-        )
 
 
 class Camera:
@@ -87,19 +70,20 @@ class Camera:
             raise TypeError(f"config must be a CameraConfig, got {type(config).__name__}")
         if key is None:
             key = keygen(config.faceplate)
-        _check_key(config, key)
+        check_key(config, key)
         self.config: CameraConfig = config.model_copy(update={"faceplate": key.config})
         self.key: Key = key
-        parts = _parts if _parts is not None else self._build_public_parts(self.config)
+        parts = _parts if _parts is not None else build_public_stages(self.config)
         self._parts = parts
         self.sensor: Sensor = parts["sensor"]
-        self.lens_operator: sp.csr_matrix = parts["L"]
+        self.lens_operators: tuple[sp.csr_matrix, ...] = parts["L"]
         self.sampling_operator: sp.csr_matrix = parts["S"]
         self.coupling_operator: sp.csr_matrix = parts["K"]
         t, bias = transfer_operator(key)
         self.transfer_operator: sp.csr_matrix = t
         self.transfer_bias: np.ndarray = bias
-        self._sl: sp.csr_matrix = parts["SL"]  # scene -> fiber inputs, photons/s
+        self._sl: tuple[sp.csr_matrix, ...] = parts["SL"]  # per channel: scene -> fibers
+        self._masks: np.ndarray = parts["masks"]  # (n_channels, n_pixels) colour filters
         self._fiber_operator: sp.csr_matrix | None = None
         self._bias_rate = np.asarray(self.coupling_operator @ bias)  # photons/s per pixel
         self._gain_e = (
@@ -109,44 +93,6 @@ class Camera:
         self._readout_cache: Any = None
 
     # ------------------------------------------------------------------ construction
-    @staticmethod
-    def _build_public_parts(config: CameraConfig) -> dict:
-        fp, sc = config.faceplate, config.scene
-        dx = fp.pitch_um / config.samples_per_pitch
-        xy = fp.site_centers_um()
-        ext_x = float(xy[:, 0].max() - xy[:, 0].min()) + fp.core_diameter_um
-        ext_y = float(xy[:, 1].max() - xy[:, 1].min()) + fp.core_diameter_um
-        sample_shape = (math.ceil(ext_y / dx - 1e-9), math.ceil(ext_x / dx - 1e-9))
-        lens_op = image_operator(
-            config.lens,
-            scene_shape=sc.shape_px,
-            scene_fov_deg=config.scene_fov_deg,
-            dx_um=dx,
-            shape=sample_shape,
-            radiance_w_m2_sr=sc.radiance_w_m2_sr,
-        )
-        s = sampling_operator(fp, dx_um=dx, shape=sample_shape)
-        cp = config.coupling
-        geom = coupling_operator(
-            fp,
-            pixel_pitch_um=config.sensor.pixel_pitch_um,
-            sensor_shape=(config.sensor.height_px, config.sensor.width_px),
-            magnification=cp.magnification,
-            offset_um=cp.offset_um,
-            rotation_deg=cp.rotation_deg,
-            blur_um=cp.blur_um,
-        )
-        k = (geom * cp.efficiency(fp.numerical_aperture)).tocsr()
-        return {
-            "sensor": Sensor(config.sensor),
-            "L": lens_op,
-            "S": s,
-            "SL": (s @ lens_op).tocsr(),
-            "K": k,
-            "dx_um": dx,
-            "sample_shape": sample_shape,
-        }
-
     @classmethod
     def default(cls, key: Key | None = None) -> Camera:
         """The bundled default camera (``sim/data/default_camera.toml``).
@@ -206,27 +152,58 @@ class Camera:
         """Image-plane sample pitch on the input face, µm."""
         return self._parts["dx_um"]
 
+    @property
+    def n_channels(self) -> int:
+        """Scene channels the sensor records: 1 (mono) or 3 (RGGB Bayer)."""
+        return len(self._sl)
+
+    @property
+    def lens_operator(self) -> sp.csr_matrix:
+        """``L`` (n_samples, n_scene): scene -> photons/s per sample (mono cameras).
+
+        Colour cameras have one per channel in :attr:`lens_operators`.
+        """
+        if self.n_channels != 1:
+            raise ValueError("lens_operator: a colour camera has one per channel (lens_operators)")
+        return self.lens_operators[0]
+
     def prepare_scene(self, scene: np.ndarray) -> np.ndarray:
-        """Any (H, W) or (H, W, 3) linear scene in [0, 1] -> luminance on the scene grid."""
-        return prepare_scene(scene, self.scene_shape)
+        """Any (H, W) or (H, W, 3) linear scene in [0, 1] -> the scene grid.
+
+        Mono: (rows, cols) luminance. Bayer: (rows, cols, 3) linear RGB.
+        """
+        if self.n_channels == 1:
+            return prepare_scene(scene, self.scene_shape)
+        return prepare_colour_scene(scene, self.scene_shape)
 
     @property
     def fiber_operator(self) -> sp.csr_matrix:
-        """``T · S · L``: scene grid -> photons/s leaving each output site, (n_sites, n_scene).
+        """``T · S · L``: scene grid -> photons/s leaving each output site, (n_sites, n_in).
 
-        Built on first use (it has many more non-zeros than its factors).
+        ``n_in`` is ``rows * cols`` per channel, channels side by side (R, G, B). Built on
+        first use (it has many more non-zeros than its factors).
         """
         if self._fiber_operator is None:
-            self._fiber_operator = (self.transfer_operator @ self._sl).tocsr()
+            t = self.transfer_operator
+            self._fiber_operator = sp.hstack([t @ sl for sl in self._sl], format="csr")
         return self._fiber_operator
+
+    def _channels(self, scene: np.ndarray) -> np.ndarray:
+        """Scene -> (n_channels, rows * cols) values on the grid."""
+        x = self.prepare_scene(scene)
+        return x.reshape(1, -1) if x.ndim == 2 else np.moveaxis(x, 2, 0).reshape(3, -1)
 
     # ------------------------------------------------------------------ mean signal
     def photon_rate(self, scene: np.ndarray) -> np.ndarray:
         """Mean photons per second on each pixel, (H, W) float64 (scene of any size)."""
-        x = self.prepare_scene(scene).ravel()
+        x = self._channels(scene)
         # Applied stage by stage: far fewer operations than the fused product.
-        rate = self.coupling_operator @ (self.transfer_operator @ (self._sl @ x))
-        rate += self._bias_rate
+        fib = np.stack(
+            [self.transfer_operator @ (sl @ xc) for sl, xc in zip(self._sl, x, strict=True)], 1
+        )
+        pix = self.coupling_operator @ fib  # (n_pixels, n_channels)
+        rate = pix[:, 0] if self.n_channels == 1 else np.einsum("pc,cp->p", pix, self._masks)
+        rate = rate + self._bias_rate
         return rate.reshape(self.frame_shape)
 
     def exposure_for(self, scene: np.ndarray | None = None) -> float:
@@ -265,8 +242,9 @@ class Camera:
 
         Returns
         -------
-        A : (H * W, rows * cols) float64 CSR
-            DN per unit scene value; pixels row-major (row 0 on top), scene grid row-major.
+        A : (H * W, n_channels * rows * cols) float64 CSR
+            DN per unit scene value; pixels row-major (row 0 on top), scene grid row-major,
+            channels side by side (colour cameras: R, G, B).
         b : (H * W,) float64
             Offset in DN: black level, dark signal, DSNU and the routed stray light.
 
@@ -278,7 +256,12 @@ class Camera:
         t = self.exposure_for(None) if exposure_s is None else float(exposure_s)
         gain, offset = self.sensor.affine(t)
         g = gain.ravel() * t
-        a = (sp.diags(g) @ (self.coupling_operator @ self.fiber_operator)).tocsr()
+        k = self.coupling_operator
+        t_op = self.transfer_operator
+        blocks = [
+            sp.diags(g * m) @ (k @ (t_op @ sl)) for m, sl in zip(self._masks, self._sl, strict=True)
+        ]
+        a = sp.hstack(blocks, format="csr")
         b = offset.ravel() + g * self._bias_rate
         return a, b
 
@@ -324,27 +307,34 @@ class Camera:
         """Public step: photons that left each output site during the exposure.
 
         Removes the sensor offset and gain per pixel, then solves the least-squares
-        per-site flux through the (public) coupling operator. Needs no key.
+        per-site flux through the (public) coupling operator -- per colour channel, from
+        that channel's pixels, on a Bayer sensor. Needs no key.
 
         Returns
         -------
-        (n_sites,) float64, photons per exposure, output sites row-major.
+        (n_sites,) float64 (mono) or (n_sites, 3) float64 (Bayer: R, G, B)
+            Photons per exposure, output sites row-major (stray light included).
         """
         gain, offset = self.sensor.affine(exposure_s)
-        photons = (np.asarray(frame, dtype=np.float64) - offset) / gain
-        return site_readout(photons, self.coupling_operator)
+        photons = ((np.asarray(frame, dtype=np.float64) - offset) / gain).ravel()
+        k = self.coupling_operator
+        if self.n_channels == 1:
+            return site_readout(photons, k)
+        return np.stack([site_readout(photons * m, sp.diags(m) @ k) for m in self._masks], axis=1)
 
     def unscramble(self, frame: np.ndarray, *, exposure_s: float) -> np.ndarray:
         """Authorised view: the picture on the input lattice, recovered with the key.
 
         Returns
         -------
-        (rows, cols) float64
+        (rows, cols) float64, or (rows, cols, 3) for a Bayer sensor
             Photons that entered each input fiber during the exposure, row 0 on top.
         """
-        return _unscramble(
-            self.readout(frame, exposure_s=exposure_s), self.key, bias_scale=float(exposure_s)
-        )
+        r = self.readout(frame, exposure_s=exposure_s)
+        t = float(exposure_s)
+        if r.ndim == 1:
+            return _unscramble(r, self.key, bias_scale=t)
+        return np.stack([_unscramble(r[:, c], self.key, bias_scale=t) for c in range(3)], 2)
 
     def frame_statistics(self, frames: np.ndarray) -> dict[str, Any]:
         """Summary numbers of raw frames (DN) for sidecars and logs."""

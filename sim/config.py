@@ -150,6 +150,11 @@ class CameraConfig(BaseModel):
         default_factory=CouplingConfig, description="Output face -> sensor coupling."
     )
     sensor: SensorConfig = Field(description="CMOS sensor (ROI) and ADC, EMVA 1288 terms.")
+    colour: Literal["mono", "bayer_rggb"] = Field(
+        "mono",
+        description="'mono': no colour filters, the sensor sees luminance (one lens "
+        "wavelength); 'bayer_rggb': RGGB colour filter array (three lens wavelengths R, G, B).",
+    )
     exposure: Literal["auto"] | float = Field(
         "auto",
         description="'auto' (bright end of the scene at auto_target of saturation) or a "
@@ -189,10 +194,12 @@ class CameraConfig(BaseModel):
             raise ValueError(
                 f"exposure_limits_s must satisfy 0 < lo <= hi <= 3600 s, got {lo}, {hi}"
             )
-        if self.lens.n_channels != 1:
+        need = 1 if self.colour == "mono" else 3
+        if self.lens.n_channels != need:
+            kind = "a monochrome" if need == 1 else "an RGGB colour"
             raise ValueError(
-                f"lens.wavelength_nm: the camera has a monochrome sensor and needs one "
-                f"wavelength, got {self.lens.wavelengths_nm} nm"
+                f"lens.wavelength_nm: {kind} sensor (colour = {self.colour!r}) needs {need} "
+                f"wavelength(s), got {self.lens.wavelengths_nm} nm"
             )
         return self
 

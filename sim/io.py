@@ -338,12 +338,12 @@ def write_preview(
     suptitle: str = "",
     panel_px: int = 320,
 ) -> Path:
-    """Write a row of grey panels side by side, with titles, as an 8-bit PNG for people.
+    """Write a row of panels side by side, with titles, as an 8-bit PNG for people.
 
     Parameters
     ----------
-    panels : sequence of (H, W) float arrays
-        Display values in [0, 1] (clipped), row 0 at the top. Each panel is scaled with
+    panels : sequence of (H, W) or (H, W, 3) float arrays
+        Display values in [0, 1] (clipped), grey or RGB, row 0 at the top. Each panel is scaled with
         nearest-neighbour sampling so that its longer side is ``panel_px`` pixels.
     titles : sequence of str
         One title per panel.
@@ -368,22 +368,26 @@ def write_preview(
     tiles = []
     for img in panels:
         a = np.clip(np.nan_to_num(np.asarray(img, dtype=np.float64)), 0.0, 1.0)
-        if a.ndim != 2 or a.size == 0:
-            raise ValueError(f"panels: each panel must be a non-empty 2-D array, got {a.shape}")
-        scale = panel_px / max(a.shape)
+        if a.size == 0 or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)):
+            raise ValueError(f"panels: each panel must be (H, W) or (H, W, 3), got {a.shape}")
+        scale = panel_px / max(a.shape[:2])
         size = (max(1, round(a.shape[1] * scale)), max(1, round(a.shape[0] * scale)))
-        tile = Image.fromarray(np.round(a * 255).astype(np.uint8), mode="L")
+        tile = Image.fromarray(
+            np.round(a * 255).astype(np.uint8), mode="L" if a.ndim == 2 else "RGB"
+        )
         tiles.append(tile.resize(size, Image.Resampling.NEAREST))
+    colour = any(t.mode == "RGB" for t in tiles)
     width = pad + sum(t.width + pad for t in tiles)
     height = top + title_h + max(t.height for t in tiles) + pad
-    canvas = Image.new("L", (width, height), 255)
+    canvas = Image.new("RGB" if colour else "L", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
+    ink = (0, 0, 0) if colour else 0
     if suptitle:
-        draw.text((pad, 4), suptitle, fill=0, font=small)
+        draw.text((pad, 4), suptitle, fill=ink, font=small)
     x = pad
     for tile, title in zip(tiles, titles, strict=True):
-        draw.text((x, top + 4), title, fill=0, font=font)
-        canvas.paste(tile, (x, top + title_h))
+        draw.text((x, top + 4), title, fill=ink, font=font)
+        canvas.paste(tile.convert(canvas.mode), (x, top + title_h))
         x += tile.width + pad
     buf = io.BytesIO()
     canvas.save(buf, format="PNG", optimize=False)

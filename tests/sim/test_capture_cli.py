@@ -284,3 +284,21 @@ def test_ctrl_c_leaves_no_partial_files(tmp_path, small_toml, scene_png):
     # stays whole
     assert left == ["device.key"]
     Key.load(tmp_path / "o" / "device.key")
+
+
+def test_bayer_colour_camera_from_the_command_line(tmp_path, small_toml):
+    cfg = small_toml.read_text().replace(
+        "wavelength_nm = 525.0", "wavelength_nm = [610.0, 540.0, 465.0]"
+    )
+    (tmp_path / "rgb.toml").write_text('colour = "bayer_rggb"\n' + cfg)
+    rgb = np.zeros((30, 40, 3), dtype=np.uint8)
+    rgb[:, :20, 0] = 255  # red left half, blue right half
+    rgb[:, 20:, 2] = 255
+    Image.fromarray(rgb).save(tmp_path / "rb.png")
+    res = run(["rb.png", "--config", "rgb.toml", "--out", "o", "--quiet"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    frame = np.asarray(Image.open(tmp_path / "o" / "rb_raw.png"))
+    assert frame.shape == (32, 32) and frame.dtype == np.uint16  # raw mosaic
+    assert Image.open(tmp_path / "o" / "rb_preview.png").mode == "RGB"
+    side = json.loads((tmp_path / "o" / "rb.json").read_text())
+    assert side["camera"]["colour"] == "bayer_rggb"
