@@ -198,12 +198,13 @@ class Camera:
         """Mean photons per second on each pixel, (H, W) float64 (scene of any size)."""
         x = self._channels(scene)
         # Applied stage by stage: far fewer operations than the fused product.
-        fib = np.stack(
-            [self.transfer_operator @ (sl @ xc) for sl, xc in zip(self._sl, x, strict=True)], 1
-        )
-        pix = self.coupling_operator @ fib  # (n_pixels, n_channels)
-        rate = pix[:, 0] if self.n_channels == 1 else np.einsum("pc,cp->p", pix, self._masks)
-        rate = rate + self._bias_rate
+        fib = [self.transfer_operator @ (sl @ xc) for sl, xc in zip(self._sl, x, strict=True)]
+        if self.n_channels == 1:
+            rate = self.coupling_operator @ fib[0]
+        else:
+            pix = self.coupling_operator @ np.stack(fib, axis=1)  # (n_pixels, n_channels)
+            rate = np.einsum("pc,cp->p", pix, self._masks)
+        rate += self._bias_rate
         return rate.reshape(self.frame_shape)
 
     def exposure_for(self, scene: np.ndarray | None = None) -> float:
