@@ -25,8 +25,8 @@
 # with `W₁`, so it is never stored on its own.
 #
 # `KEYCAM_TUTORIAL_OUT` sets the folder for the figures (default `keycam_tutorials/`).
-# `KEYCAM_TUTORIAL_QUICK=1` trains for one epoch and tests on 200 digits instead of 12
-# epochs and 1000 digits. Trained weights are cached in `~/.cache/keycam` (or
+# `KEYCAM_TUTORIAL_QUICK=1` trains for one epoch and tests on 200 digits instead of the
+# standard training run and 1000 digits. Trained weights are cached in `~/.cache/keycam` (or
 # `$KEYCAM_CACHE`), so a second run skips the training.
 
 # %%
@@ -45,7 +45,7 @@ QUICK = os.environ.get("KEYCAM_TUTORIAL_QUICK") == "1"
 OUT = Path(os.environ.get("KEYCAM_TUTORIAL_OUT", "keycam_tutorials"))
 OUT.mkdir(parents=True, exist_ok=True)
 
-EPOCHS = 1 if QUICK else None  # None: the default training (12 epochs)
+EPOCHS = 1 if QUICK else None  # None: keycam's standard training run
 DIGITS = 200 if QUICK else 1000  # test digits photographed through the camera
 
 # %% [markdown]

@@ -31,6 +31,11 @@ FIGURES = {
         "03_block_keys.png",
         "03_privacy_vs_length.png",
     ],
+    "04_key_to_printed_part.py": [
+        "04_route.png",
+        "04_transmission_vs_bend_radius.png",
+        "04_printed_vs_designed.png",
+    ],
     "05_does_inference_work.py": ["05_digits.png", "05_accuracy.png", "05_first_layer.png"],
 }
 
