@@ -69,6 +69,10 @@ def _parser() -> ArgumentParser:
         prog="python -m sim.capture",
         description="Capture scenes through a keycam privacy camera (lens -> keyed fiber "
         "faceplate -> CMOS sensor) and write raw encrypted frames, sidecars and previews.",
+        epilog="Per scene STEM, OUT receives STEM_raw.png (16-bit raw frame; STEM_raw_000.png "
+        "... for several frames), STEM.json (sidecar), STEM_preview.png and, with --npy, "
+        "STEM_raw.npy. Files of those names are replaced; a device key never is (without "
+        "--force).",
     )
     p.add_argument(
         "scenes",
