@@ -53,7 +53,7 @@ class ProcessConfig(BaseModel):
     )
     n_core: float = Field(1.54, gt=1, lt=4, description="Refractive index of the core, unitless.")
     n_clad: float = Field(
-        1.50, ge=1, lt=4, description="Refractive index around the core (matrix or cladding)."
+        1.41, ge=1, lt=4, description="Refractive index around the core (matrix or cladding)."
     )
     n_outside: float = Field(
         1.0, ge=1, lt=4, description="Refractive index at both faces (air = 1), unitless."
@@ -132,7 +132,9 @@ class ProcessConfig(BaseModel):
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Clear resin cores (0.6 mm) in a lower-index resin matrix; PHYSICS.md §4 limits.
+    # Clear resin cores (0.6 mm) in a low-index (fluorinated) resin matrix, NA ≈ 0.62;
+    # PHYSICS.md §4 limits. With a weaker index step (n_clad ≳ 1.47) the §4 criterion strips
+    # every ray at the 10 mm bends, so the matrix index matters.
     "resin": {
         "name": "resin",
         "core_diameter_mm": 0.6,
@@ -142,7 +144,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_tilt_deg": 30.0,
         "attenuation_db_per_cm": 0.5,
         "n_core": 1.54,
-        "n_clad": 1.50,
+        "n_clad": 1.41,
         "min_feature_mm": 0.3,
         "housing_margin_mm": 2.0,
     },

@@ -1,0 +1,141 @@
+"""Routing random keys collision-free, deterministically, within the process limits."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from fabrication.checks import run_checks
+from fabrication.process import ProcessConfig, face_geometry
+from fabrication.profiles import profile
+from fabrication.routing import route_permutation
+from fabrication.sampling import sample_route
+
+CASES = [
+    (8, 2, False),
+    (8, 2, True),
+    (8, 4, False),
+    (8, 4, True),
+    (8, 8, False),
+    (16, 8, True),
+    (16, 4, True),
+]
+
+
+def _independent_min_distance(route, step_mm: float = 0.1) -> float:
+    """Smallest 3D distance between different fibers from dense samples of the smooth curves.
+
+    Independent of the checks module: plain sampling and a KD-tree on (x, y, z).
+    """
+    z = np.arange(0.0, route.length_mm, step_mm)
+    pos, _, _ = route.evaluate(z)
+    n = pos.shape[1]
+    pts = np.concatenate([pos, np.broadcast_to(z[:, None, None], (z.size, n, 1))], axis=2)
+    fib = np.broadcast_to(np.arange(n)[None, :], (z.size, n)).ravel()
+    pts = pts.reshape(-1, 3)
+    tree = cKDTree(pts)
+    d, j = tree.query(pts, k=12, distance_upper_bound=1.5)
+    other = (j < pts.shape[0]) & (fib[np.minimum(j, pts.shape[0] - 1)] != fib[:, None])
+    return float(np.min(np.where(other, d, np.inf)))
+
+
+@pytest.mark.parametrize("rows,block,permute", CASES)
+def test_random_keys_route_collision_free(
+    rows: int, block: int, permute: bool, make_key, make_device
+) -> None:
+    dev = make_device(rows, block, permute)
+    report = dev.report
+    assert report.passed, [c.message(rows) for c in report.failures()]
+    assert {c.name for c in report.checks} >= {
+        "clearance", "bend_radius", "tilt", "endpoints", "min_feature", "length"
+    }  # fmt: skip
+    clearance = next(c for c in report.checks if c.name == "clearance")
+    assert clearance.worst >= 1.0 - 1e-4  # core 0.6 + wall 0.4 mm
+    # independent measurement on the smooth centerlines (sampling error < 0.01 mm)
+    assert _independent_min_distance(dev.route) >= 1.0 - 0.01
+    # the centerlines start and end where the key says
+    pl = dev.polylines
+    face = dev.route.face
+    assert np.allclose(pl.xy[0], face.sites_mm, atol=1e-9)
+    assert np.allclose(pl.xy[-1], face.sites_mm[make_key(rows, block, permute).routing])
+
+
+def test_bend_and_tilt_limits_hold_on_the_smooth_curves(make_device) -> None:
+    dev = make_device(8, 4, True)
+    z = np.linspace(0.0, dev.route.length_mm, 20001)
+    pos, _, _ = dev.route.evaluate(z)
+    # finite differences, independent of the analytic derivatives
+    dz = z[1] - z[0]
+    v = np.gradient(pos, dz, axis=0)
+    tilt = np.degrees(np.arctan(np.linalg.norm(v, axis=2))).max()
+    assert tilt <= 30.0 + 0.05
+    acc = np.gradient(v, dz, axis=0)[2:-2]
+    vv = v[2:-2]
+    cross = np.sqrt(
+        acc[..., 1] ** 2
+        + acc[..., 0] ** 2
+        + (vv[..., 0] * acc[..., 1] - vv[..., 1] * acc[..., 0]) ** 2
+    )
+    kappa = cross / (1 + np.sum(vv**2, axis=2)) ** 1.5
+    assert 1.0 / kappa.max() >= 10.0 * 0.98
+
+
+def test_profile_is_curvature_continuous() -> None:
+    for a in (0.1, 0.3, 0.5):
+        u = np.linspace(0, 1, 200001)
+        s, s1, s2 = profile(u, a)
+        assert s[0] == 0 and s[-1] == pytest.approx(1.0)
+        assert s1[0] == 0 and s1[-1] == pytest.approx(0.0, abs=1e-12)
+        assert s2[0] == 0 and s2[-1] == pytest.approx(0.0, abs=1e-12)
+        # no jumps in S'' anywhere (C2): neighbouring samples differ by O(du) while a
+        # curvature jump would be of the order of max |S''| >= 6
+        assert np.max(np.abs(np.diff(s2))) < 0.01 * np.max(np.abs(s2))
+        # S' is the derivative of S, S'' of S'
+        assert np.allclose(np.gradient(s, u)[1:-1], s1[1:-1], atol=1e-4)
+        assert np.allclose(np.gradient(s1, u)[2:-2], s2[2:-2], atol=1e-3)
+
+
+def test_routing_is_deterministic(resin: ProcessConfig, make_key) -> None:
+    key = make_key(16, 4, True)
+    face = face_geometry("square", 16, 16, 1000.0, resin)
+    a = route_permutation(face, key.routing, 4, resin)
+    b = route_permutation(face, key.routing, 4, resin)
+    assert len(a.stages) == len(b.stages)
+    for sa, sb in zip(a.stages, b.stages, strict=True):
+        assert sa.length_mm == sb.length_mm and sa.kind == sb.kind
+        assert np.array_equal(sa.start, sb.start) and np.array_equal(sa.end, sb.end)
+
+
+def test_block_local_keys_are_routed_block_by_block_and_bounded(make_device) -> None:
+    dev = make_device(16, 4, False)
+    assert dev.route.decomposition == "block"
+    r = dev.report
+    assert r.displacement_sites == 4
+    assert r.lower_bound_mm == pytest.approx(math.sqrt(2) * 3 * 1.0 / math.tan(math.radians(30)))
+    assert r.length_mm >= r.lower_bound_mm
+    assert r.length_ratio == pytest.approx(r.length_mm / r.lower_bound_mm)
+
+
+def test_identity_key_is_straight(resin: ProcessConfig) -> None:
+    face = face_geometry("square", 4, 4, 1000.0, resin)
+    route = route_permutation(face, np.arange(16), 4, resin)
+    assert route.stages == () and route.length_mm == pytest.approx(2 * resin.end_length_mm)
+
+
+def test_hexagonal_lattice_routes(make_device) -> None:
+    dev = make_device(8, 4, True, lattice="hexagonal")
+    assert dev.report.passed, [c.message(8) for c in dev.report.failures()]
+
+
+def test_a_too_short_route_fails_with_rule_and_fiber(resin: ProcessConfig, make_device) -> None:
+    dev = make_device(8, 4, False)
+    lengths = np.array([s.length_mm for s in dev.route.stages]) * 0.5
+    short = dev.route.with_lengths(lengths)
+    rep = run_checks(short, sample_route(short, resin), resin, 4)
+    failed = {c.name: c for c in rep.failures()}
+    assert "tilt" in failed and "bend_radius" in failed
+    msg = failed["tilt"].message(8)
+    assert "VIOLATED" in msg and "fiber" in msg and "30" in msg
