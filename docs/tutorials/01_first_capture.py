@@ -23,7 +23,7 @@
 # You need keycam installed (`pip install -e .` in a clone of the repository). Every command
 # below can equally be typed in a terminal; here we run them from Python so that the page
 # shows their output. `KEYCAM_TUTORIAL_OUT` sets the folder for the files (default
-# `keycam_tutorials/`); `KEYCAM_TUTORIAL_QUICK=1` changes nothing here — the default camera
+# `keycam_out/tutorials/`); `KEYCAM_TUTORIAL_QUICK=1` changes nothing here — the default camera
 # is already small.
 
 # %%
@@ -39,14 +39,14 @@ import numpy as np
 from PIL import Image
 
 QUICK = os.environ.get("KEYCAM_TUTORIAL_QUICK") == "1"
-OUT = Path(os.environ.get("KEYCAM_TUTORIAL_OUT", "keycam_tutorials"))
+OUT = Path(os.environ.get("KEYCAM_TUTORIAL_OUT", "keycam_out/tutorials"))
 OUT.mkdir(parents=True, exist_ok=True)
 CAPTURE_DIR = OUT / "01_keycam_out"  # where the capture command writes
 
 
 def keycam(*args: str) -> subprocess.CompletedProcess:
-    """Run `python -m <args>` as you would in a terminal; show what it prints."""
-    proc = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True)
+    """Run `python -m <args>` in OUT, as you would in a terminal; show what it prints."""
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=OUT, capture_output=True, text=True)
     print(f"$ python -m {' '.join(args)}\n{proc.stdout}{proc.stderr}exit status {proc.returncode}")
     return proc
 
@@ -62,9 +62,9 @@ def keycam(*args: str) -> subprocess.CompletedProcess:
 # %%
 key_file = CAPTURE_DIR / "device.key"
 if key_file.exists():  # this tutorial was run before: reuse its device
-    done = keycam("sim.capture", "--out", str(CAPTURE_DIR), "--key", str(key_file))
+    done = keycam("sim.capture", "--out", "01_keycam_out", "--key", "01_keycam_out/device.key")
 else:
-    done = keycam("sim.capture", "--out", str(CAPTURE_DIR))
+    done = keycam("sim.capture", "--out", "01_keycam_out")
 assert done.returncode == 0
 print(sorted(p.name for p in CAPTURE_DIR.iterdir()))
 
@@ -153,7 +153,7 @@ print("fiber 0 goes to output site", int(key.routing[0]), "- this is what you mu
 # overwritten: running the capture again without `--key` refuses to replace it.
 
 # %%
-refused = keycam("sim.capture", "--out", str(CAPTURE_DIR))
+refused = keycam("sim.capture", "--out", "01_keycam_out")
 assert refused.returncode == 2
 
 # %% [markdown]

@@ -25,7 +25,7 @@
 #
 # Everything runs in a few seconds. Two environment variables control the run:
 # `KEYCAM_TUTORIAL_OUT` is the folder the figures are saved to (default
-# `keycam_tutorials/` in the current folder) and `KEYCAM_TUTORIAL_QUICK=1` runs the same code
+# `keycam_out/tutorials/` in the current folder) and `KEYCAM_TUTORIAL_QUICK=1` runs the same code
 # on a smaller region of interest.
 
 # %%
@@ -40,7 +40,7 @@ from optics.emva import characterise, configured_values, measured_values
 from optics.sensor import PRESETS, Sensor, SensorConfig
 
 QUICK = os.environ.get("KEYCAM_TUTORIAL_QUICK") == "1"
-OUT = Path(os.environ.get("KEYCAM_TUTORIAL_OUT", "keycam_tutorials"))
+OUT = Path(os.environ.get("KEYCAM_TUTORIAL_OUT", "keycam_out/tutorials"))
 OUT.mkdir(parents=True, exist_ok=True)
 
 ROI_PX = 32 if QUICK else 128  # square region of interest used for the measurements

@@ -24,7 +24,7 @@
 # 4. and paying for privacy in **bundle length**: fibers that travel further sideways need a
 #    longer bundle to bend gently enough to print.
 #
-# `KEYCAM_TUTORIAL_OUT` sets the folder for the figures (default `keycam_tutorials/`),
+# `KEYCAM_TUTORIAL_OUT` sets the folder for the figures (default `keycam_out/tutorials/`),
 # `KEYCAM_TUTORIAL_QUICK=1` runs the same code with fewer random keys.
 
 # %%
@@ -49,7 +49,7 @@ from sim.io import default_scene_path, read_image
 from sim.scene import prepare_scene
 
 QUICK = os.environ.get("KEYCAM_TUTORIAL_QUICK") == "1"
-OUT = Path(os.environ.get("KEYCAM_TUTORIAL_OUT", "keycam_tutorials"))
+OUT = Path(os.environ.get("KEYCAM_TUTORIAL_OUT", "keycam_out/tutorials"))
 OUT.mkdir(parents=True, exist_ok=True)
 
 SEEDS = range(1) if QUICK else range(4)  # random keys averaged per block size

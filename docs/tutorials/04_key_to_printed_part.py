@@ -24,7 +24,7 @@
 # The default camera's 64 × 64-fiber key works the same way but produces gigabytes of mesh;
 # this page uses a 16 × 16-fiber faceplate with 8 × 8 key blocks (the quick run: 8 × 8
 # fibers, 4 × 4 blocks). `KEYCAM_TUTORIAL_OUT` sets the output folder (default
-# `keycam_tutorials/`), `KEYCAM_TUTORIAL_QUICK=1` selects the small lattice.
+# `keycam_out/tutorials/`), `KEYCAM_TUTORIAL_QUICK=1` selects the small lattice.
 
 # %%
 import json
@@ -43,7 +43,7 @@ from sim.camera import Camera, CameraConfig
 from sim.io import default_scene_path, read_image
 
 QUICK = os.environ.get("KEYCAM_TUTORIAL_QUICK") == "1"
-OUT = Path(os.environ.get("KEYCAM_TUTORIAL_OUT", "keycam_tutorials"))
+OUT = Path(os.environ.get("KEYCAM_TUTORIAL_OUT", "keycam_out/tutorials"))
 OUT.mkdir(parents=True, exist_ok=True)
 WORK = OUT / "04_print"  # key, meshes and report of this tutorial
 WORK.mkdir(exist_ok=True)
@@ -151,13 +151,14 @@ plt.show()
 for old in WORK.glob("device*"):  # a re-run of this tutorial starts from a clean folder
     if old != key_file:
         old.unlink()
-cmd = [
-    sys.executable, "-m", "fabrication.export", str(key_file), "-o", str(WORK),
-    "--report", str(WORK / "device_report.json"),
-    "--write-transmission", str(WORK / "device_printed.key"),
+args = [
+    "device.key", "--report", "device_report.json", "--write-transmission", "device_printed.key",
 ]  # fmt: skip
-done = subprocess.run(cmd, capture_output=True, text=True)
-print("$ python -m fabrication.export", *cmd[3:])
+# run in the tutorial's folder, as you would in a terminal: outputs go to the current folder
+done = subprocess.run(
+    [sys.executable, "-m", "fabrication.export", *args], cwd=WORK, capture_output=True, text=True
+)
+print("$ python -m fabrication.export", *args)
 print(done.stdout, done.stderr, "exit status", done.returncode)
 assert done.returncode == 0
 for f in sorted(WORK.iterdir()):
@@ -241,7 +242,7 @@ print(
 # with several bend radii and compare.
 
 # %%
-radii = [10.0, 30.0, 60.0] if QUICK else [10.0, 20.0, 30.0, 40.0, 60.0, 80.0]
+radii = [5.0, 10.0, 20.0] if QUICK else [5.0, 7.5, 10.0, 12.5, 15.0, 20.0, 30.0, 40.0]
 sweep = []
 for r in radii:
     process = ProcessConfig.preset("resin", min_bend_radius_mm=r)
@@ -261,9 +262,9 @@ best = float(sweep[np.argmax(sweep[:, 4]), 0])
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
 ax1.plot(sweep[:, 0], sweep[:, 1], "o-")
 ax1.set(xlabel="minimum bend radius R [mm]", ylabel="bundle length [mm]", title="length")
-ax2.plot(sweep[:, 0], sweep[:, 2], "s--", label="attenuation (length)")
-ax2.plot(sweep[:, 0], sweep[:, 3], "^--", label="bend loss (index contrast)")
-ax2.plot(sweep[:, 0], sweep[:, 4], "o-", color="k", label="total, with Fresnel")
+ax2.semilogy(sweep[:, 0], sweep[:, 2], "s--", label="attenuation (length)")
+ax2.semilogy(sweep[:, 0], sweep[:, 3], "^--", label="bend loss (index contrast)")
+ax2.semilogy(sweep[:, 0], sweep[:, 4], "o-", color="k", label="total, with Fresnel")
 ax2.axvline(best, color="0.5", ls=":", label=f"best: R = {best:g} mm")
 ax2.set(xlabel="minimum bend radius R [mm]", ylabel="mean transmission", title="transmission")
 ax2.legend(fontsize="small")

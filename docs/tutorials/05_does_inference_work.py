@@ -24,7 +24,7 @@
 # the difference. The folded layer is the only place where the key lives — and it is fused
 # with `W₁`, so it is never stored on its own.
 #
-# `KEYCAM_TUTORIAL_OUT` sets the folder for the figures (default `keycam_tutorials/`).
+# `KEYCAM_TUTORIAL_OUT` sets the folder for the figures (default `keycam_out/tutorials/`).
 # `KEYCAM_TUTORIAL_QUICK=1` trains for one epoch and tests on 200 digits instead of the
 # standard training run and 1000 digits. Trained weights are cached in `~/.cache/keycam` (or
 # `$KEYCAM_CACHE`), so a second run skips the training.
@@ -42,7 +42,7 @@ from sim.camera import Camera
 from sim.config import load_config
 
 QUICK = os.environ.get("KEYCAM_TUTORIAL_QUICK") == "1"
-OUT = Path(os.environ.get("KEYCAM_TUTORIAL_OUT", "keycam_tutorials"))
+OUT = Path(os.environ.get("KEYCAM_TUTORIAL_OUT", "keycam_out/tutorials"))
 OUT.mkdir(parents=True, exist_ok=True)
 
 EPOCHS = 1 if QUICK else None  # None: keycam's standard training run
