@@ -1,4 +1,5 @@
-"""Reproducible random variates for whole frames, drawn on two threads.
+"""Reproducible random variates for whole frames: two threads, and a fast exact Poisson
+sampler for the near-empty pixels of dark frames.
 
 NumPy's generators release the GIL while they fill an array, so two generators can fill two
 halves of a frame at the same time. For large requests (at least
@@ -9,6 +10,10 @@ started. On a busy machine a helper thread only waits for a core (measured: slow
 are used only while the 1-minute load average leaves a core free; otherwise the caller fills
 the slices one after the other. Which thread fills a slice never changes its numbers: the same
 ``rng`` state always gives the same variates. Smaller requests are drawn from ``rng`` directly.
+
+Poisson means below :data:`TINY_MEAN` (dark current alone, unlit pixels) are drawn by an
+exact one-uniform inversion (:func:`poisson_f32`), because NumPy's sampler costs about as much
+per value at mean 0.03 as at mean 30.
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["PARALLEL_MIN_SAMPLES", "STREAMS", "poisson_f32", "standard_normal_f32"]
+__all__ = ["PARALLEL_MIN_SAMPLES", "STREAMS", "TINY_MEAN", "poisson_f32", "standard_normal_f32"]
 
 #: Requests smaller than this are drawn from the caller's generator in the calling thread.
 PARALLEL_MIN_SAMPLES = 1 << 18
 #: Number of child streams for large requests (fixed, for reproducibility across machines).
 STREAMS = 2
+#: Poisson means below this use the one-uniform inversion of :func:`_poisson_tiny`.
+TINY_MEAN = 0.25
 
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = -1
@@ -110,7 +117,12 @@ def standard_normal_f32(rng: np.random.Generator, n: int) -> NDArray[np.float32]
 
 
 def poisson_f32(lam: NDArray[np.floating], rng: np.random.Generator) -> NDArray[np.float32]:
-    """Exact Poisson variates (NumPy's sampler) with means ``lam``, returned as float32.
+    """Exact Poisson variates with means ``lam``, returned as float32.
+
+    Means below :data:`TINY_MEAN` (dark pixels, dark current alone) use
+    :func:`_poisson_tiny`, an inversion that needs one uniform per pixel and is several times
+    faster than NumPy's sampler there (NumPy spends ~20 ns per value even at mean 0); the
+    others use NumPy's sampler, on two streams for large requests.
 
     Parameters
     ----------
@@ -124,7 +136,21 @@ def poisson_f32(lam: NDArray[np.floating], rng: np.random.Generator) -> NDArray[
     (n,) float32
         Integer-valued counts (exact in float32 up to 2**24).
     """
-    lam64 = np.asarray(lam, dtype=np.float64).ravel()
+    lam32 = np.asarray(lam, dtype=np.float32).ravel()
+    tiny = lam32 < TINY_MEAN
+    n_tiny = int(np.count_nonzero(tiny))
+    if n_tiny == lam32.size:
+        return _poisson_tiny(lam32, rng)
+    if n_tiny == 0:
+        return _poisson_numpy(lam32.astype(np.float64), rng)
+    out = np.empty(lam32.size, dtype=np.float32)
+    out[tiny] = _poisson_tiny(lam32[tiny], rng)
+    big = ~tiny
+    out[big] = _poisson_numpy(lam32[big].astype(np.float64), rng)
+    return out
+
+
+def _poisson_numpy(lam64: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.float32]:
     n = lam64.size
     if n < PARALLEL_MIN_SAMPLES:
         return rng.poisson(lam64).astype(np.float32)
@@ -138,4 +164,38 @@ def poisson_f32(lam: NDArray[np.floating], rng: np.random.Generator) -> NDArray[
         return task
 
     _run_shared([fill(i) for i in range(STREAMS)])
+    return out
+
+
+def _poisson_tiny(lam32: NDArray[np.float32], rng: np.random.Generator) -> NDArray[np.float32]:
+    """Poisson variates for means in ``[0, TINY_MEAN)`` by inverting the survival function.
+
+    With one uniform ``u`` per pixel, ``k = #{j >= 1 : u < P(X >= j)}``. Since
+    ``P(X >= 1) = 1 - exp(-lam) < lam``, only pixels with ``u < lam`` (a fraction ~``lam``)
+    can be non-zero; for those the survival function is evaluated in float64, starting from
+    ``P(X >= 1) = -expm1(-lam)`` and stepping ``P(X >= j+1) = P(X >= j) - P(X = j)``, which is
+    exact to double precision for these small means.
+    """
+    u = rng.random(lam32.size)
+    out = np.zeros(lam32.size, dtype=np.float32)
+    cand = np.flatnonzero(u < lam32)
+    if cand.size == 0:
+        return out
+    lh, uh = lam32[cand].astype(np.float64), u[cand]
+    em1 = np.expm1(-lh)
+    sf = -em1  # P(X >= 1)
+    p = lh * (1.0 + em1)  # P(X = 1)
+    pos = np.arange(cand.size)
+    res = np.zeros(cand.size, dtype=np.float32)
+    k = 0
+    while k < 64:
+        more = uh < sf  # X >= k + 1
+        if not more.any():
+            break
+        pos, lh, uh, p, sf = pos[more], lh[more], uh[more], p[more], sf[more]
+        k += 1
+        res[pos] = k
+        sf = sf - p  # P(X >= k + 1)
+        p = p * lh / (k + 1)  # P(X = k + 1)
+    out[cand] = res
     return out

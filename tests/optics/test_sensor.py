@@ -395,3 +395,28 @@ def test_large_frames_shot_noise_is_poisson():
     assert _poisson_chi2(f, 3.0) > 1e-3
     g = s.expose(photons, exposure_s=1.0, rng=np.random.default_rng(12))
     np.testing.assert_array_equal(f, g)
+
+
+@pytest.mark.parametrize("mean", [1e-3, 0.03, 0.2, 0.2499])
+def test_tiny_means_are_exact_poisson(mean):
+    # means below TINY_MEAN use a one-uniform inversion instead of NumPy's sampler
+    assert mean < sampling.TINY_MEAN
+    x = sampling.poisson_f32(np.full(1 << 20, mean), np.random.default_rng(21))
+    assert np.all(x == np.round(x))
+    assert _poisson_chi2(x, mean) > 1e-3
+    assert x.mean() == pytest.approx(mean, rel=5 / math.sqrt(mean * x.size))
+
+
+def test_mixed_tiny_and_larger_means_keep_their_places():
+    lam = np.tile([0.1, 0.0, 7.0], 1 << 17)
+    x = sampling.poisson_f32(lam, np.random.default_rng(22))
+    assert np.all(x[1::3] == 0)
+    assert _poisson_chi2(x[0::3], 0.1) > 1e-3
+    assert _poisson_chi2(x[2::3], 7.0) > 1e-3
+
+
+def test_dark_frame_with_small_dark_signal_is_poisson():
+    # 0.05 e- of dark signal per pixel: the common case of a short exposure in the dark
+    s = Sensor(ideal(dark_current_e_per_s=5.0))
+    f = s.expose(np.zeros((16, H, W)), exposure_s=0.01, rng=np.random.default_rng(23))
+    assert _poisson_chi2(f, 0.05) > 1e-3
