@@ -357,6 +357,16 @@ class Sensor:
         """
         z = standard_normal_f32(rng, lam.size).reshape(lam.shape)
         det_is_array = isinstance(det, np.ndarray)
+        if threshold > 0 and lam.max() < threshold:
+            # Dark frame: every pixel exact Poisson, no gathering needed.
+            e = poisson_f32(lam, rng).reshape(lam.shape)
+            if det_is_array or det != 0:
+                e += det
+            np.minimum(e, full_well, out=e)
+            if sigma_d > 0:
+                z *= sigma_d
+                e += z
+            return e
         # Bulk: normal approximation of shot + read noise in a single variate.
         e = np.add(lam, sigma_d * sigma_d)
         np.sqrt(e, out=e)
@@ -371,7 +381,10 @@ class Sensor:
         low = np.flatnonzero(lam_f < threshold) if threshold > 0 else np.empty(0, np.intp)
         if low.size:
             k = poisson_f32(lam_f[low], rng)
-            k += det_f[low] if det_is_array else det_f
+            if det_is_array:
+                k += det_f[low]
+            elif det_f != 0:
+                k += det_f
             np.minimum(k, full_well, out=k)
             if sigma_d > 0:
                 k += sigma_d * z_f[low]
