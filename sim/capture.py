@@ -71,8 +71,7 @@ def _parser() -> ArgumentParser:
         "faceplate -> CMOS sensor) and write raw encrypted frames, sidecars and previews.",
         epilog="Per scene STEM, OUT receives STEM_raw.png (16-bit raw frame; STEM_raw_000.png "
         "... for several frames), STEM.json (sidecar), STEM_preview.png and, with --npy, "
-        "STEM_raw.npy. Files of those names are replaced; a device key never is (without "
-        "--force).",
+        "STEM_raw.npy. Existing files are never replaced without --force.",
     )
     p.add_argument(
         "scenes",
@@ -106,7 +105,11 @@ def _parser() -> ArgumentParser:
         "--out", metavar="DIR", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT}/)"
     )
     p.add_argument("--npy", action="store_true", help="also write the frames as .npy")
-    p.add_argument("--force", action="store_true", help="replace an existing device key")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing output files and, without --key, an existing device key",
+    )
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument(
         "--max-pixels",
@@ -222,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise CLIError(f"output {target} would overwrite an input scene")
             if target.is_dir():
                 raise CLIError(f"output {target} exists and is a folder")
+            if target.exists() and not args.force:
+                raise CLIError(
+                    f"{target} already exists; pass --force to replace it, or choose another --out"
+                )
 
     # ---- write ------------------------------------------------------------------------------
     out.mkdir(parents=True, exist_ok=True)
@@ -268,6 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "key_derived_from_seed": bool(new_key and seed is not None),
             },
             quiet=args.quiet,
+            overwrite=args.force,
         )
     return 0
 
@@ -304,6 +312,7 @@ def _capture_one(
     seq,
     seed_info: dict,
     quiet: bool,
+    overwrite: bool,
 ) -> None:
     import numpy as np
 
@@ -356,36 +365,37 @@ def _capture_one(
         },
         "statistics": stats,
     }
-    written: list[Path] = []
+    black = camera.sensor.config.black_level_dn
+    panels = [
+        sio.linear_to_srgb(sc.grid),
+        _display(stack[0].astype(np.float64) - black),
+        _display(plain),
+        _display(conv.astype(np.float64) - black),
+    ]
+    titles = ["scene", "encrypted frame", "unscrambled with the key", "conventional camera"]
+    suptitle = (
+        f"{sc.stem} | exposure {exposure_s * 1e3:.3g} ms | key {camera.key.fingerprint} | "
+        "display: sRGB gamma, 0 to 99.5th percentile"
+    )
+    names = _outputs(sc.stem, frames, npy)
+    jobs = [(names[k], sio.write_frame_png, (stack[k],), {}) for k in range(frames)]
+    if npy:
+        jobs.append((f"{sc.stem}_raw.npy", sio.write_npy, (stack,), {}))
+    jobs.append((f"{sc.stem}.json", sio.write_json, (sidecar,), {}))
+    jobs.append(
+        (f"{sc.stem}_preview.png", sio.write_preview, (panels, titles), {"suptitle": suptitle})
+    )
+    # A file counts as ours as soon as we start writing it: an interrupt between the final
+    # rename and the writer's return must not leave a complete file of a half-written scene.
+    started: list[Path] = []
     try:
-        names = _outputs(sc.stem, frames, npy)
-        if frames == 1:
-            written.append(sio.write_frame_png(out / names[0], stack[0]))
-        else:
-            for k in range(frames):
-                written.append(sio.write_frame_png(out / names[k], stack[k]))
-        if npy:
-            written.append(sio.write_npy(out / f"{sc.stem}_raw.npy", stack))
-        written.append(sio.write_json(out / f"{sc.stem}.json", sidecar))
-        black = camera.sensor.config.black_level_dn
-        panels = [
-            sio.linear_to_srgb(sc.grid),
-            _display(stack[0].astype(np.float64) - black),
-            _display(plain),
-            _display(conv.astype(np.float64) - black),
-        ]
-        titles = ["scene", "encrypted frame", "unscrambled with the key", "conventional camera"]
-        written.append(
-            sio.write_preview(
-                out / f"{sc.stem}_preview.png",
-                panels,
-                titles,
-                suptitle=f"{sc.stem} | exposure {exposure_s * 1e3:.3g} ms | key "
-                f"{camera.key.fingerprint} | display: sRGB gamma, 0 to 99.5th percentile",
-            )
-        )
-    except BaseException:
-        for p in written:
+        for name, writer, wargs, kwargs in jobs:
+            started.append(out / name)
+            writer(out / name, *wargs, overwrite=overwrite, **kwargs)
+    except BaseException as exc:
+        if isinstance(exc, FileExistsError) and started:
+            started.pop()  # someone else's file appeared meanwhile: not ours to remove
+        for p in started:
             with contextlib.suppress(OSError):
                 p.unlink()
         raise

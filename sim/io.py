@@ -11,7 +11,8 @@ Reading
 
 Writing
     Every writer goes through :func:`optics.fileio.write_bytes_atomic`, so an error or Ctrl-C
-    never leaves a half-written file. Frames are 16-bit greyscale PNGs (row 0 is the top of
+    never leaves a half-written file; with ``overwrite=False`` an existing file is never
+    replaced (``FileExistsError``). Frames are 16-bit greyscale PNGs (row 0 is the top of
     the image), stacks are ``.npy``, sidecars are sorted, indented JSON, previews are 8-bit
     PNGs composed with Pillow.
 
@@ -303,7 +304,9 @@ def _png_bytes(frame: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write_frame_png(path: str | os.PathLike[str], frame: np.ndarray) -> Path:
+def write_frame_png(
+    path: str | os.PathLike[str], frame: np.ndarray, *, overwrite: bool = True
+) -> Path:
     """Write one raw frame as a 16-bit greyscale PNG (DN values unchanged).
 
     Parameters
@@ -314,20 +317,20 @@ def write_frame_png(path: str | os.PathLike[str], frame: np.ndarray) -> Path:
     frame = np.asarray(frame)
     if frame.ndim != 2 or frame.dtype != np.uint16:
         raise ValueError(f"frame: expected (H, W) uint16, got {frame.shape} {frame.dtype}")
-    return write_bytes_atomic(path, _png_bytes(frame))
+    return write_bytes_atomic(path, _png_bytes(frame), overwrite=overwrite)
 
 
-def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
+def write_npy(path: str | os.PathLike[str], array: np.ndarray, *, overwrite: bool = True) -> Path:
     """Write ``array`` as a ``.npy`` file (no pickles)."""
     buf = io.BytesIO()
     np.save(buf, np.asarray(array), allow_pickle=False)
-    return write_bytes_atomic(path, buf.getvalue())
+    return write_bytes_atomic(path, buf.getvalue(), overwrite=overwrite)
 
 
-def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+def write_json(path: str | os.PathLike[str], obj: Any, *, overwrite: bool = True) -> Path:
     """Write ``obj`` as indented JSON with sorted keys (byte-stable across runs)."""
     text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    return write_bytes_atomic(path, text.encode("utf-8"))
+    return write_bytes_atomic(path, text.encode("utf-8"), overwrite=overwrite)
 
 
 def write_preview(
@@ -337,6 +340,7 @@ def write_preview(
     *,
     suptitle: str = "",
     panel_px: int = 320,
+    overwrite: bool = True,
 ) -> Path:
     """Write a row of panels side by side, with titles, as an 8-bit PNG for people.
 
@@ -391,4 +395,4 @@ def write_preview(
         x += tile.width + pad
     buf = io.BytesIO()
     canvas.save(buf, format="PNG", optimize=False)
-    return write_bytes_atomic(path, buf.getvalue())
+    return write_bytes_atomic(path, buf.getvalue(), overwrite=overwrite)

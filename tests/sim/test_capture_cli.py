@@ -132,6 +132,16 @@ def test_default_run_in_an_empty_folder(tmp_path):
     assert side2["key_fingerprint"] == key.fingerprint
     assert not (tmp_path / "second" / "device.key").exists()
 
+    # Existing outputs are not replaced without --force (and nothing is written) ...
+    before = snapshot(tmp_path)
+    clash = run(["--key", out / "device.key", "--out", "second"], cwd=tmp_path)
+    assert_one_error_line(clash, "grace_hopper_raw.png", "--force")
+    assert snapshot(tmp_path) == before
+    # ... and are with it; the key is untouched.
+    forced = run(["--key", out / "device.key", "--out", "second", "--force"], cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert Key.load(out / "device.key").fingerprint == key.fingerprint
+
 
 def test_same_seed_gives_byte_identical_files(tmp_path, small_toml, scene_png):
     common = [scene_png, "--config", small_toml, "--seed", 7, "--npy", "--frames", 2, "--quiet"]
