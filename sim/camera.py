@@ -59,6 +59,23 @@ class Camera:
         ``config.faceplate.seed``). A given key's own recipe (block size, transmission, ...)
         replaces the config's; only its lattice must agree.
 
+    Attributes
+    ----------
+    config : CameraConfig
+        The configuration, with the key's own faceplate recipe.
+    key : Key
+        The device key (secret). Log ``key.fingerprint``, never the key.
+    sensor : optics.sensor.Sensor
+        The sensor device (fixed PRNU/DSNU patterns from ``config.sensor.seed``).
+    lens_operators : tuple of (n_samples, rows * cols) CSR
+        ``L`` per colour channel: scene values -> photons/s per image-plane sample.
+    sampling_operator : (n_fibers, n_samples) CSR
+        ``S``: image-plane samples -> flux entering each fiber core.
+    transfer_operator : (n_sites, n_fibers) CSR, and transfer_bias : (n_sites,)
+        ``T`` and stray light in photons/s: the secret part (from the key).
+    coupling_operator : (H * W, n_sites) CSR
+        ``K_c``: output sites -> pixels, including the relay's collection efficiency; public.
+
     Raises
     ------
     ValueError
@@ -90,7 +107,6 @@ class Camera:
             self.sensor.affine(1.0)[0] / self.sensor.config.system_gain_dn_per_e
         ).ravel()
         self._conventional: Camera | None = None
-        self._readout_cache: Any = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -252,7 +268,9 @@ class Camera:
         Notes
         -----
         ``A @ x + b`` is the mean of :meth:`capture` for a scene ``x`` already on the grid,
-        before rounding and clipping to the ADC range.
+        before rounding and clipping to the ADC range. The fused product is much larger than
+        its factors (about 40 million non-zeros for the default camera); :meth:`capture`
+        applies the stages one after another instead.
         """
         t = self.exposure_for(None) if exposure_s is None else float(exposure_s)
         gain, offset = self.sensor.affine(t)
