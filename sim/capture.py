@@ -290,6 +290,15 @@ def _outputs(stem: str, frames: int, npy: bool) -> list[str]:
     return names
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("keycam")
+    except PackageNotFoundError:  # running from a source tree without installing
+        return "(not installed)"
+
+
 def _display(values):
     """Linear signal -> display values: 0 .. 99.5th percentile, sRGB-encoded."""
     import numpy as np
@@ -338,7 +347,7 @@ def _capture_one(
 
     stats = camera.frame_statistics(stack)
     sidecar = {
-        "software": "keycam sim.capture",
+        "software": f"keycam {_version()} sim.capture",
         "scene": {
             "source": sc.source,
             "input_shape": list(sc.input_shape),
