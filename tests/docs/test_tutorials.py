@@ -76,6 +76,33 @@ def test_tutorial_is_a_percent_notebook_with_a_title(name):
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
+def test_tutorial_links_point_at_pages(name):
+    """Notebook pages are not rewritten by MkDocs: links must be site URLs that exist.
+
+    A tutorial is published at ``tutorials/<name>/``, so ``../../explanation/units/`` is the
+    page built from ``docs/explanation/units.md`` and ``../02_choosing_a_sensor/`` another
+    tutorial.
+    """
+    text = (TUTORIALS / name).read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)\s]+)\)", text)
+    for link in links:
+        if link.startswith(("http://", "https://", "#")):
+            continue
+        assert not link.endswith((".md", ".py")), f"{link}: use the page URL, not the file"
+        target = Path("tutorials", Path(name).stem, link)  # as the browser resolves it
+        parts: list[str] = []
+        for part in target.parts:
+            if part == "..":
+                parts.pop()
+            elif part != ".":
+                parts.append(part)
+        page = Path(*parts)
+        assert (DOCS / page).with_suffix(".md").is_file() or (
+            DOCS / page.with_suffix(".py")
+        ).is_file(), link
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
 def test_tutorial_runs_and_writes_its_figures(name, tmp_path):
     out = tmp_path / "figures"
     proc = subprocess.run(
