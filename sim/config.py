@@ -109,6 +109,15 @@ class CouplingConfig(BaseModel):
             raise ValueError("magnification must be non-zero (dimensionless)")
         return v
 
+    @model_validator(mode="after")
+    def _relay_if_magnified(self) -> CouplingConfig:
+        if self.relay_f_number is None and abs(self.magnification) != 1.0:
+            raise ValueError(
+                f"magnification {self.magnification} needs a relay lens: set relay_f_number "
+                "(butt coupling, relay_f_number unset, has magnification 1)"
+            )
+        return self
+
     def efficiency(self, fiber_na: float) -> float:
         """Fraction of the light leaving a fiber that reaches the sensor.
 

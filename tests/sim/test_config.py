@@ -44,6 +44,8 @@ def test_unknown_and_bad_fields_fail_at_load_with_their_name(tmp_path, make_smal
         make_small(exposure_limits_s=(1.0, 0.1))
     with pytest.raises(ValidationError, match="magnification"):
         CouplingConfig(magnification=0.0)
+    with pytest.raises(ValidationError, match="relay_f_number"):
+        CouplingConfig(magnification=0.1)  # a magnified face needs a relay lens
 
 
 def test_rgb_lens_is_refused_for_the_mono_sensor(make_small, small):
