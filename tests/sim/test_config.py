@@ -104,3 +104,13 @@ def test_exposure_with_units_in_the_config(make_small):
     assert make_small(exposure=1).exposure == 1.0
     with pytest.raises(ValidationError, match="exposure"):
         make_small(exposure="20 minutes")
+
+
+def test_sensor_as_preset_name_or_table(small):
+    d = small.model_dump()
+    whole = CameraConfig.model_validate({**d, "sensor": "imx264"})
+    assert whole.sensor == PRESETS["imx264"]
+    roi = CameraConfig.model_validate({**d, "sensor": {"preset": "imx264", "width_px": 64}})
+    assert roi.sensor.width_px == 64 and roi.sensor.full_well_e == PRESETS["imx264"].full_well_e
+    full = CameraConfig.model_validate({**d, "sensor": PRESETS["imx174"].model_dump()})
+    assert full.sensor == PRESETS["imx174"]
