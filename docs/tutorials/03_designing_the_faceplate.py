@@ -53,7 +53,7 @@ OUT = Path(os.environ.get("KEYCAM_TUTORIAL_OUT", "keycam_out/tutorials"))
 OUT.mkdir(parents=True, exist_ok=True)
 
 SEEDS = range(1) if QUICK else range(4)  # random keys averaged per block size
-# (the quick run also uses a 32 x 32 lattice in sections 3-4 and a coarser chart in 2)
+# (the quick run also uses a 16 x 16 lattice in sections 3-4 and a coarser chart in 2)
 
 # %% [markdown]
 # ## 1. The lattice
@@ -230,10 +230,10 @@ print(
 #
 # We measure the leak as the correlation between the scrambled picture (what the output face
 # shows, `scramble`) and the plain picture, on the bundled photograph. The default lattice
-# is 64 × 64; the quick run uses 32 × 32.
+# is 64 × 64; the quick run uses 16 × 16.
 
 # %%
-N = 32 if QUICK else 64  # fibers per side
+N = 16 if QUICK else 64  # fibers per side
 BLOCKS = [b for b in (1, 2, 4, 8, 16, 32, 64) if b <= N]
 photo = read_image(default_scene_path()).data  # linear RGB in [0, 1]
 scene = prepare_scene(photo, (N, N))  # luminance, centre-cropped, area-averaged
@@ -399,7 +399,10 @@ plt.show()
 #   the whole face and the bundle costs as much as a global permutation, whatever b is.
 # * Routed lengths are many times the straight-line bound: the braid needs several stages,
 #   each one an S-curve limited by the bend radius, plus the fan-out to the routing pitch.
-#   The bound tells you what no router can beat; the router tells you what you will print.
+#   On a large face the fan-out alone is long — spreading a 64 mm face to twice its pitch
+#   moves the edge fibers sideways by about half the face width — which is why even b = 2
+#   costs far more than its 2.4 mm bound. The bound tells you what no router can beat; the
+#   router tells you what you will print.
 #
 # So the privacy you buy with block permutation is paid in bundle length, and a printer's
 # build height decides what you can afford. A few levers reduce the price: a smaller bend
