@@ -57,12 +57,16 @@ def keycam(*args: str) -> subprocess.CompletedProcess:
 # `python -m sim.capture` photographs the bundled default scene (a public-domain portrait of
 # Grace Hopper from matplotlib's sample data) through the default camera. On its first run
 # in a folder it creates a new, random device key `device.key` there. Later runs must reuse
-# that key with `--key`, or they would be a different camera.
+# that key with `--key`, or they would be a different camera. Existing files are never
+# replaced without `--force` (which, together with `--key`, replaces frames but never the
+# key).
 
 # %%
 key_file = CAPTURE_DIR / "device.key"
-if key_file.exists():  # this tutorial was run before: reuse its device
-    done = keycam("sim.capture", "--out", "01_keycam_out", "--key", "01_keycam_out/device.key")
+if key_file.exists():  # run before: reuse the device key; --force replaces the old frames
+    done = keycam(
+        "sim.capture", "--out", "01_keycam_out", "--key", "01_keycam_out/device.key", "--force"
+    )
 else:
     done = keycam("sim.capture", "--out", "01_keycam_out")
 assert done.returncode == 0
