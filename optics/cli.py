@@ -34,7 +34,7 @@ def format_error(exc: BaseException) -> str:
     try:
         from pydantic import ValidationError
     except ImportError:  # pragma: no cover - pydantic is a hard dependency
-        ValidationError = ()  # type: ignore[assignment]  # noqa: N806
+        ValidationError = ()  # type: ignore[assignment]
     if isinstance(exc, ValidationError):
         parts = []
         for err in exc.errors():
@@ -52,7 +52,9 @@ def format_error(exc: BaseException) -> str:
     return " ".join(msg.split())
 
 
-def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+def run(
+    main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None
+) -> int:
     """Run ``main(argv)`` under the house rules and return the process exit status.
 
     ``CLIError``, ``ValueError``, ``OSError`` and pydantic ``ValidationError`` become one
@@ -62,7 +64,7 @@ def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] 
     try:
         from pydantic import ValidationError
     except ImportError:  # pragma: no cover
-        ValidationError = ()  # type: ignore[assignment]  # noqa: N806
+        ValidationError = ()  # type: ignore[assignment]
     try:
         status = main(argv)
     except KeyboardInterrupt:

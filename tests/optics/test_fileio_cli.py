@@ -53,7 +53,11 @@ def test_run_turns_bad_input_into_one_line(capsys):
         assert run(fn, []) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1
-    assert "exposure_s" in format_error(pytest.raises(Exception, _Cfg, exposure_s=-1).value)
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as info:
+        _Cfg(exposure_s=-1)
+    assert "exposure_s" in format_error(info.value)
 
 
 def test_run_passes_success_status():
