@@ -150,23 +150,25 @@ def _clearance(
     dz = np.diff(z)
     cos_t = 1.0 / math.sqrt(1.0 + tan_tilt**2)
     best = (math.inf, -1, -1, 0.0)
-    # j-intervals that can hold the closest point to i's intervals k-1, k
+    # j-intervals that can hold the closest point to i's interval k
     lo_idx = np.searchsorted(z, z - clearance_mm - 1e-9, side="right") - 1
     hi_idx = np.searchsorted(z, z + clearance_mm + 1e-9, side="left")
     lo_idx = np.clip(lo_idx - 1, 0, k_lv - 2)
     hi_idx = np.clip(hi_idx, 0, k_lv - 2)
-    for k in range(k_lv):
-        step = max(dz[k - 1] if k > 0 else 0.0, dz[k] if k < k_lv - 1 else 0.0)
+    for k in range(k_lv - 1):
+        step = max(dz[k - 1] if k > 0 else 0.0, dz[k])
         reach = clearance_mm / cos_t + tan_tilt * step + 1e-6
         pairs = cKDTree(xy[k]).query_pairs(reach, output_type="ndarray")
         if pairs.size == 0:
             continue
         i, j = pairs[:, 0], pairs[:, 1]
-        ints_i = np.array([m for m in (k - 1, k) if 0 <= m < k_lv - 1])
-        j_lo = lo_idx[max(k - 1, 0)]
-        j_hi = hi_idx[min(k + 1, k_lv - 1)]
+        # a close approach at z in interval k makes level k a candidate (the reach includes
+        # the drift over the interval), so interval k of fiber i is enough here
+        ints_i = np.array([k])
+        j_lo = lo_idx[k]
+        j_hi = hi_idx[k + 1]
         ints_j = np.arange(j_lo, j_hi + 1)
-        # bounding boxes: i over its two intervals, j over its window
+        # bounding boxes: i over its interval, j over its window
         vi = xy[ints_i.min() : ints_i.max() + 2]
         vj = xy[j_lo : j_hi + 2]
         bi_lo, bi_hi = vi.min(axis=0)[i], vi.max(axis=0)[i]

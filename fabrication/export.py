@@ -36,9 +36,9 @@ import numpy as np
 from fabrication.checks import CheckReport, run_checks
 from fabrication.mesh import (
     TriMesh,
+    bundle_meshes,
     is_watertight,
     iter_tube_batches,
-    matrix_mesh,
     write_3mf,
     write_stl,
 )
@@ -49,7 +49,9 @@ from fabrication.transmission import fiber_transmission
 from optics.cli import ArgumentParser, CLIError, progress, run
 from optics.fileio import write_bytes_atomic
 
-__all__ = ["Device", "build", "main", "route_key"]
+__all__ = ["FULL_WATERTIGHT_CHECK_FACES", "Device", "build", "main", "route_key"]
+
+FULL_WATERTIGHT_CHECK_FACES = 5_000_000  # edge-sorting check up to this many triangles
 
 
 @dataclass(frozen=True)
@@ -212,25 +214,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     radius = process.channel_diameter_mm / 2.0
     sides = process.polygon_sides()
-    n_faces = 0
-    for _, m in progress(device.tube_batches(), desc="verifying tubes", quiet=quiet, unit="batch"):
-        if not is_watertight(m):  # pragma: no cover - closed by construction
-            raise CLIError("tube mesh is not watertight, nothing written")
-        n_faces += m.n_faces
-    matrix = None
-    if not args.no_matrix:
-        say("building the matrix (housing minus cores)")
-        matrix = matrix_mesh(device.polylines, radius, sides, process.housing_margin_mm)
-        if not is_watertight(matrix):
-            raise CLIError("matrix mesh is not watertight, nothing written")
+    say("meshing")
+    cores, matrix = bundle_meshes(
+        device.polylines,
+        radius,
+        sides,
+        process.housing_margin_mm,
+        matrix=not args.no_matrix,
+        progress=lambda it: progress(
+            it, total=-(-key.n_fibers // 256), desc="meshing", quiet=quiet, unit="batch"
+        ),
+    )
+    # Tubes are closed by construction and the matrix faces are verified to close against
+    # the rings; the full edge check is run when it is cheap (it sorts every edge).
+    for name, m in (("cores", cores), ("matrix", matrix)):
+        if m is not None and m.n_faces <= FULL_WATERTIGHT_CHECK_FACES and not is_watertight(m):
+            raise CLIError(f"{name} mesh is not watertight, nothing written")
+    n_faces = cores.n_faces
 
     written: list[Path] = []
     try:
         with contextlib.ExitStack():
-            batches = (m for _, m in device.tube_batches())
             write_stl(
                 targets["cores"],
-                progress(batches, desc="writing cores", quiet=quiet, unit="batch"),
+                [cores],
                 n_faces,
                 overwrite=args.force,
                 header=f"keycam cores {key.fingerprint}",
@@ -246,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 written.append(targets["matrix"])
             if "3mf" in targets:
-                bodies = [("cores", lambda: (m for _, m in device.tube_batches()))]
+                bodies = [("cores", lambda: iter([cores]))]
                 if matrix is not None:
                     bodies.append(("matrix", lambda: iter([matrix])))
                 write_3mf(targets["3mf"], bodies, overwrite=args.force)

@@ -30,6 +30,7 @@ from optics.fileio import atomic_write
 
 __all__ = [
     "TriMesh",
+    "bundle_meshes",
     "housing_box",
     "is_watertight",
     "iter_tube_batches",
@@ -173,51 +174,87 @@ def _box_mesh(lo: np.ndarray, hi: np.ndarray) -> TriMesh:
     return TriMesh(v, f)
 
 
-def matrix_mesh(pl: Polylines, radius_mm: float, sides: int, margin_mm: float) -> TriMesh:
-    """Housing block minus all tubes, as one watertight indexed mesh.
+def bundle_meshes(
+    pl: Polylines,
+    radius_mm: float,
+    sides: int,
+    margin_mm: float,
+    *,
+    matrix: bool = True,
+    batch: int = 256,
+    progress: Callable[[Iterator], Iterator] | None = None,
+) -> tuple[TriMesh, TriMesh | None]:
+    """Cores (all tubes, one body per fiber) and matrix (block minus tubes), sharing vertices.
 
-    The tubes are disjoint, run from face to face and stay inside the block, so the
-    difference is built directly (the same result a boolean would give, in a fraction of the
-    time and memory): the tube walls with reversed orientation, the four block sides, and the
-    two faces of the block triangulated around the tube end rings by manifold3d's polygon
-    triangulator, which keeps every input edge, so the rings close exactly.
+    Vertices are float32 (the precision of STL), faces int32. The matrix is built directly:
+    the tubes are disjoint, run from face to face and stay inside the block, so block minus
+    tubes is the tube walls with reversed orientation, the four block sides, and the two
+    block faces triangulated around the tube end rings by manifold3d's polygon triangulator,
+    which keeps every input edge so the rings close exactly (the result a boolean would give,
+    in a fraction of the time and memory).
 
     Raises ``RuntimeError`` if a face triangulation does not close against the rings.
     """
     from manifold3d import triangulate
 
+    n = pl.n_fibers
+    verts, side_f, cap_f = [], [], []
+    first_ring = np.empty(n, dtype=np.int64)
+    last_ring = np.empty(n, dtype=np.int64)
+    off = 0
+    batches = iter_tube_batches(pl, radius_mm, sides, batch)
+    for idx, m in progress(batches) if progress else batches:
+        rings = pl.rings[:, idx].sum(axis=0)
+        starts = np.concatenate([[0], np.cumsum(rings)])
+        n_side = int((starts[-1] - idx.size) * sides * 2)
+        if not np.all(np.isfinite(m.vertices)):
+            raise RuntimeError("tube mesh has non-finite vertices")
+        verts.append(m.vertices.astype(np.float32))
+        side_f.append((m.faces[:n_side] + off).astype(np.int32))
+        cap_f.append((m.faces[n_side:] + off).astype(np.int32))
+        first_ring[idx] = off + starts[:-1] * sides
+        last_ring[idx] = off + (starts[1:] - 1) * sides
+        off += m.vertices.shape[0]
+    vertices = np.concatenate(verts)
+    del verts
+    if vertices.shape[0] >= 2**31:
+        raise ValueError(f"too many mesh vertices ({vertices.shape[0]}) for 32-bit indices")
+    sides_all = np.concatenate(side_f)
+    cores = TriMesh(vertices, np.concatenate([sides_all, *cap_f]))
+    del cap_f, side_f
+    if not matrix:
+        return cores, None
     lo, hi = housing_box(pl, radius_mm, margin_mm)
-    tubes = tube_mesh([pl.fiber_vertices(i) for i in range(pl.n_fibers)], radius_mm, sides)
-    n_rings = pl.rings.sum(axis=0)
-    starts = np.concatenate([[0], np.cumsum(n_rings)])
-    n_side = int((starts[-1] - pl.n_fibers) * sides * 2)
-    walls = tubes.faces[:n_side][:, ::-1]  # reversed: the matrix lies outside the tubes
-    nv = tubes.vertices.shape[0]
     box = _box_mesh(lo, hi)
-    corners = box.vertices
-    faces = [walls, box.faces[4:] + nv]  # block sides
+    nv = vertices.shape[0]
+    faces = [sides_all[:, ::-1], (box.faces[4:] + nv).astype(np.int32)]  # walls, block sides
     phi_rev = np.arange(sides)[::-1]
     for top in (False, True):
-        ring_first = (starts[1:] - 1) if top else starts[:-1]
-        ids = ring_first[:, None] * sides + phi_rev[None, :]  # CW holes
-        outer_ids = np.arange(4) + (4 if top else 0)
-        polys = [corners[outer_ids, :2]] + [tubes.vertices[r, :2] for r in ids]
+        ids = (last_ring if top else first_ring)[:, None] + phi_rev[None, :]  # CW holes
+        outer = np.arange(4) + (4 if top else 0)
+        ring_xy = vertices[ids.ravel(), :2].astype(np.float64).reshape(n, sides, 2)
+        polys = [box.vertices[outer, :2], *ring_xy]
         tri = np.asarray(triangulate(polys), dtype=np.int64)
-        lookup = np.concatenate([outer_ids + nv, ids.ravel()])
-        tri = lookup[tri]
-        n_pts = 4 + ids.size
-        if tri.shape[0] != n_pts + 2 * pl.n_fibers - 2:
+        if tri.shape[0] != 4 + ids.size + 2 * n - 2:
             raise RuntimeError("face triangulation of the matrix does not close")
+        tri = np.concatenate([outer + nv, ids.ravel()])[tri].astype(np.int32)
         faces.append(tri if top else tri[:, ::-1])
-    verts = np.concatenate([tubes.vertices, corners])
-    return TriMesh(verts, np.concatenate(faces).astype(np.int64))
+    mat = TriMesh(
+        np.concatenate([vertices, box.vertices.astype(np.float32)]), np.concatenate(faces)
+    )
+    return cores, mat
+
+
+def matrix_mesh(pl: Polylines, radius_mm: float, sides: int, margin_mm: float) -> TriMesh:
+    """Housing block minus all tubes, as one watertight indexed mesh (see :func:`bundle_meshes`)."""
+    return bundle_meshes(pl, radius_mm, sides, margin_mm)[1]
 
 
 # -- files ------------------------------------------------------------------------------------
 
 
 def _stl_records(m: TriMesh) -> np.ndarray:
-    tri = m.vertices[m.faces]
+    tri = np.asarray(m.vertices, dtype=np.float32)[m.faces]
     nrm = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     ln = np.linalg.norm(nrm, axis=1, keepdims=True)
     nrm = np.divide(nrm, ln, out=np.zeros_like(nrm), where=ln > 0)
@@ -460,23 +497,19 @@ def write_3mf(
                     w.write(f'<object id="{oid}" name="{name}" type="model"><mesh>'.encode())
                     w.write(b"<vertices>")
                     for m in meshes():
-                        v = m.vertices
-                        w.write(
-                            _xml_rows(
-                                [b'<vertex x="', v[:, 0], b'" y="', v[:, 1], b'" z="', v[:, 2],
-                                 b'"/>']
-                            )
-                        )  # fmt: skip
+                        for lo in range(0, m.vertices.shape[0], 1 << 19):
+                            v = m.vertices[lo : lo + (1 << 19)]
+                            parts = [b'<vertex x="', v[:, 0], b'" y="', v[:, 1]]
+                            parts += [b'" z="', v[:, 2], b'"/>']
+                            w.write(_xml_rows(parts))
                     w.write(b"</vertices><triangles>")
                     off = 0
                     for m in meshes():
-                        f = m.faces.astype(np.int64) + off
-                        w.write(
-                            _xml_rows(
-                                [b'<triangle v1="', f[:, 0], b'" v2="', f[:, 1], b'" v3="',
-                                 f[:, 2], b'"/>']
-                            )
-                        )  # fmt: skip
+                        for lo in range(0, m.n_faces, 1 << 19):
+                            f = m.faces[lo : lo + (1 << 19)].astype(np.int64) + off
+                            parts = [b'<triangle v1="', f[:, 0], b'" v2="', f[:, 1]]
+                            parts += [b'" v3="', f[:, 2], b'"/>']
+                            w.write(_xml_rows(parts))
                         off += m.vertices.shape[0]
                     w.write(b"</triangles></mesh></object>")
                 w.write(b"</resources><build>")

@@ -312,8 +312,9 @@ def _fan_length(
         need = max(dmax * c1 / tan_tilt, math.sqrt(dmax * c2 * bend_radius_mm))
         if i.size:
             h2 = hh0 + 2 * hdh * s + dd * s**2
-            # keep half of the spacing gained so far in reserve for the approximation
-            target = 0.5 * (clearance_mm + np.sqrt(h2))
+            # keep half of the spacing gained so far (at most 2 µm) in reserve for the
+            # parallel-line approximation; the checks verify the result exactly
+            target = clearance_mm + np.minimum(0.5 * (np.sqrt(h2) - clearance_mm), 0.002)
             g = h2 - target**2
             q = (hm0 + dm * s) ** 2 * s1**2
             if np.any((g <= 0) & (q > 0)):

@@ -1,0 +1,125 @@
+"""Benchmark: route, check and export a 64 × 64 key with 8 × 8 blocks (4096 fibers).
+
+Two keys: block-local, and with block permutation. For each: time of route + sample + check,
+meshing, cores STL, matrix STL and 3MF; peak memory (max RSS of a fresh child process per
+run); bundle length and its ratio to the straight-line lower bound √2 (D − 1)(d + c)/tan θ.
+Prints JSON (medians over ``--repeat`` runs).
+
+    python bench/bench_fabrication.py [--rows 64] [--block 8] [--repeat 3] [--no-3mf]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _child(rows: int, block: int, permute: bool, do_3mf: bool) -> dict:
+    from fabrication.export import build
+    from fabrication.mesh import bundle_meshes, write_3mf, write_stl
+    from fabrication.process import ProcessConfig
+    from optics.faceplate import FaceplateConfig, keygen
+
+    key = keygen(
+        FaceplateConfig(rows=rows, cols=rows, block_size=block, permute_blocks=permute, seed=1)
+    )
+    process = ProcessConfig.preset("resin")
+    out: dict = {"permute_blocks": permute, "n_fibers": key.n_fibers}
+    t0 = time.perf_counter()
+    dev = build(key, process)
+    t1 = time.perf_counter()
+    cores, matrix = bundle_meshes(
+        dev.polylines,
+        process.channel_diameter_mm / 2,
+        process.polygon_sides(),
+        process.housing_margin_mm,
+    )
+    t2 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        write_stl(Path(tmp) / "cores.stl", [cores], cores.n_faces)
+        t3 = time.perf_counter()
+        write_stl(Path(tmp) / "matrix.stl", [matrix], matrix.n_faces)
+        t4 = time.perf_counter()
+        if do_3mf:
+            write_3mf(
+                Path(tmp) / "device.3mf",
+                [("cores", lambda: iter([cores])), ("matrix", lambda: iter([matrix]))],
+            )
+        t5 = time.perf_counter()
+        out["stl_mb"] = round((Path(tmp) / "cores.stl").stat().st_size / 1e6, 1)
+    r = dev.report
+    out.update(
+        passed=r.passed,
+        route_check_s=t1 - t0,
+        mesh_s=t2 - t1,
+        cores_stl_s=t3 - t2,
+        matrix_stl_s=t4 - t3,
+        threemf_s=(t5 - t4) if do_3mf else None,
+        total_cores_only_s=t3 - t0,
+        total_s=t5 - t0,
+        length_mm=r.length_mm,
+        lower_bound_mm=r.lower_bound_mm,
+        displacement_sites=r.displacement_sites,
+        length_ratio=r.length_ratio,
+        triangles_cores=cores.n_faces,
+        triangles_matrix=matrix.n_faces,
+        n_stages=r.n_stages,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=64)
+    p.add_argument("--block", type=int, default=8)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--no-3mf", action="store_true")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.child is not None:
+        print(json.dumps(_child(a.rows, a.block, a.child == "perm", not a.no_3mf)))
+        return
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    results = []
+    for case in ("local", "perm"):
+        runs = []
+        for _ in range(a.repeat):
+            cmd = [sys.executable, __file__, "--rows", str(a.rows), "--block", str(a.block),
+                   "--child", case] + (["--no-3mf"] if a.no_3mf else [])  # fmt: skip
+            res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+            runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
+        med = dict(runs[0])
+        for k, v in runs[0].items():
+            if isinstance(v, float):
+                med[k] = round(statistics.median(r[k] for r in runs), 3)
+        med["runs"] = a.repeat
+        results.append(med)
+    print(
+        json.dumps(
+            {
+                "benchmark": "fabrication",
+                "lattice": f"{a.rows}x{a.rows}",
+                "block_size": a.block,
+                "targets": {"total_s": 60, "peak_rss_mb": 4096, "length_ratio": 10},
+                "cpu_count": os.cpu_count(),
+                "load_average": os.getloadavg(),
+                "cases": results,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
