@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -47,8 +47,15 @@ def atomic_write(
     if not overwrite and path.exists():
         raise FileExistsError(f"{path} already exists (refusing to overwrite)")
     folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    # The temporary name is fixed before the file exists, so an interrupt that lands anywhere
+    # (even inside the open call) can still remove it.
+    tmp: Path | None = folder / f".{path.name}.{secrets.token_hex(6)}.part"
     try:
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            tmp = None  # not ours: never remove it
+            raise
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             yield fh
@@ -61,8 +68,9 @@ def atomic_write(
             os.link(tmp, path)
             os.unlink(tmp)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
 
 
