@@ -24,7 +24,8 @@ from pathlib import Path
 
 def _child(rows: int, block: int, permute: bool, do_3mf: bool) -> dict:
     from fabrication.export import build
-    from fabrication.mesh import bundle_meshes, write_3mf, write_stl
+    from fabrication.mesh import bundle_meshes
+    from fabrication.meshio import write_3mf, write_stl
     from fabrication.process import ProcessConfig
     from optics.faceplate import FaceplateConfig, keygen
 

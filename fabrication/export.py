@@ -34,14 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from fabrication.checks import CheckReport, run_checks
-from fabrication.mesh import (
-    TriMesh,
-    bundle_meshes,
-    is_watertight,
-    iter_tube_batches,
-    write_3mf,
-    write_stl,
-)
+from fabrication.mesh import TriMesh, bundle_meshes, is_watertight, iter_tube_batches
+from fabrication.meshio import write_3mf, write_stl
 from fabrication.process import PRESETS, ProcessConfig, face_geometry
 from fabrication.routing import Route, route_permutation
 from fabrication.sampling import Polylines, sample_route

@@ -17,7 +17,7 @@ from manifold3d import Manifold, Mesh
 from scipy.spatial import cKDTree
 
 from fabrication import export as fexport
-from fabrication.mesh import read_key_from_stl
+from fabrication.meshio import read_key_from_stl
 from fabrication.process import ProcessConfig
 from optics.cli import run
 from optics.faceplate import FaceplateConfig, Key, keygen
