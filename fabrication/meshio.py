@@ -8,7 +8,6 @@ renamed into place only when complete.
 
 from __future__ import annotations
 
-import io
 import os
 import struct
 import zipfile
@@ -160,24 +159,31 @@ def read_key_from_stl(
     return routing
 
 
+_QUAD = np.frombuffer("".join(f"{i:04d}" for i in range(10000)).encode(), dtype=np.uint8).reshape(
+    10000, 4
+)
+
+
 def _digits(a: np.ndarray, width: int | None = None) -> np.ndarray:
     """``(n, w)`` uint8 ASCII decimal of non-negative integers, NUL where no digit.
 
-    Leading positions without a digit hold NUL bytes, which :func:`_xml_rows` drops.
+    Digits come four at a time from a lookup table; leading positions without a digit hold
+    NUL bytes, which :func:`_xml_rows` drops. ``width`` keeps leading zeros (fixed width).
     """
     a = np.asarray(a, dtype=np.int64)
     top = int(a.max()) if a.size else 0
     w = max(1, len(str(top))) if width is None else width
-    out = np.zeros((a.size, w), dtype=np.uint8)
+    n_quads = -(-w // 4)
+    out = np.empty((a.size, 4 * n_quads), dtype=np.uint8)
     rest = a.copy()
-    for k in range(w - 1, -1, -1):
-        out[:, k] = (rest % 10 + 48).astype(np.uint8)
-        rest //= 10
-    # blank leading zeros (keep the last digit)
-    lead = np.ones(a.size, dtype=bool)
-    for k in range(w - 1):
-        lead &= out[:, k] == 48
-        out[lead, k] = 0
+    for q in range(n_quads - 1, -1, -1):
+        out[:, 4 * q : 4 * q + 4] = _QUAD[rest % 10000]
+        rest //= 10000
+    out = out[:, 4 * n_quads - w :]
+    if width is None:
+        # blank leading zeros (keep the last digit)
+        lead = np.cumprod(out[:, :-1] == 48, axis=1).astype(bool)
+        out[:, :-1][lead] = 0
     return out
 
 
@@ -203,6 +209,73 @@ def _xml_rows(parts: list[bytes | np.ndarray]) -> bytes:
             cols.append(_digits(aq % 100000 + 100000, 6)[:, 1:])  # 5 decimals, zero padded
     buf = np.hstack(cols).ravel()
     return buf[buf != 0].tobytes()
+
+
+def _model_chunks(
+    ns: str, bodies: list[tuple[str, Callable[[], Iterator[TriMesh]]]]
+) -> Iterator[bytes]:
+    """The 3MF model XML, in chunks of about half a million rows."""
+    yield (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<model unit="millimeter" '
+        f'xml:lang="en-US" xmlns="{ns}"><resources>'
+    ).encode()
+    step = 1 << 19
+    for oid, (name, meshes) in enumerate(bodies, start=1):
+        yield f'<object id="{oid}" name="{name}" type="model"><mesh><vertices>'.encode()
+        for m in meshes():
+            for lo in range(0, m.vertices.shape[0], step):
+                v = m.vertices[lo : lo + step]
+                parts = [b'<vertex x="', v[:, 0], b'" y="', v[:, 1], b'" z="', v[:, 2], b'"/>']
+                yield _xml_rows(parts)
+        yield b"</vertices><triangles>"
+        off = 0
+        for m in meshes():
+            for lo in range(0, m.n_faces, step):
+                f = m.faces[lo : lo + step].astype(np.int64) + off
+                parts = [b'<triangle v1="', f[:, 0], b'" v2="', f[:, 1], b'" v3="', f[:, 2]]
+                yield _xml_rows([*parts, b'"/>'])
+            off += m.vertices.shape[0]
+        yield b"</triangles></mesh></object>"
+    items = "".join(f'<item objectid="{oid}"/>' for oid in range(1, len(bodies) + 1))
+    yield f"</resources><build>{items}</build></model>".encode()
+
+
+def _threaded(chunks: Iterator[bytes], depth: int = 4) -> Iterator[bytes]:
+    """Run a chunk generator in a worker thread; re-raise its errors here."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for c in chunks:
+                if stop.is_set():
+                    return
+                q.put(c)
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a worker waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.05)
 
 
 def write_3mf(
@@ -242,33 +315,7 @@ def write_3mf(
                 "</Relationships>",
             )
             with z.open("3D/3dmodel.model", "w", force_zip64=True) as out:
-                w = io.BufferedWriter(out, buffer_size=1 << 20)
-                w.write(
-                    f'<?xml version="1.0" encoding="UTF-8"?>\n<model unit="millimeter" '
-                    f'xml:lang="en-US" xmlns="{ns}"><resources>'.encode()
-                )
-                for oid, (name, meshes) in enumerate(bodies, start=1):
-                    w.write(f'<object id="{oid}" name="{name}" type="model"><mesh>'.encode())
-                    w.write(b"<vertices>")
-                    for m in meshes():
-                        for lo in range(0, m.vertices.shape[0], 1 << 19):
-                            v = m.vertices[lo : lo + (1 << 19)]
-                            parts = [b'<vertex x="', v[:, 0], b'" y="', v[:, 1]]
-                            parts += [b'" z="', v[:, 2], b'"/>']
-                            w.write(_xml_rows(parts))
-                    w.write(b"</vertices><triangles>")
-                    off = 0
-                    for m in meshes():
-                        for lo in range(0, m.n_faces, 1 << 19):
-                            f = m.faces[lo : lo + (1 << 19)].astype(np.int64) + off
-                            parts = [b'<triangle v1="', f[:, 0], b'" v2="', f[:, 1]]
-                            parts += [b'" v3="', f[:, 2], b'"/>']
-                            w.write(_xml_rows(parts))
-                        off += m.vertices.shape[0]
-                    w.write(b"</triangles></mesh></object>")
-                w.write(b"</resources><build>")
-                for oid in range(1, len(bodies) + 1):
-                    w.write(f'<item objectid="{oid}"/>'.encode())
-                w.write(b"</build></model>")
-                w.flush()
+                # format in a worker thread while this one compresses (zlib releases the GIL)
+                for chunk in _threaded(_model_chunks(ns, bodies)):
+                    out.write(chunk)
     return Path(path)
