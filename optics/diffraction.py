@@ -19,9 +19,12 @@ to one exactly and needs no supersampling.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.interpolate import CubicSpline
+
+if TYPE_CHECKING:
+    from scipy.interpolate import CubicSpline
 
 __all__ = ["otf_radial", "sampled_psf"]
 
@@ -53,6 +56,9 @@ def _defocus_table(defocus_waves: float) -> CubicSpline:
         integrand = np.sin(phi) ** 2 * np.cos(8.0 * np.pi * w * sc * (np.cos(phi) - sc))
         values[lo : lo + 1024] = (4.0 / np.pi) * np.sum(0.5 * wq * phi_max * integrand, axis=1)
     values[-1] = 0.0
+    # scipy.interpolate costs ~0.25 s to import; only defocused lenses need it.
+    from scipy.interpolate import CubicSpline
+
     return CubicSpline(s, values)
 
 

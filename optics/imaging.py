@@ -54,7 +54,6 @@ from typing import Literal
 import numpy as np
 import scipy.fft
 import scipy.sparse as sp
-from scipy.interpolate import RectBivariateSpline
 
 from optics.diffraction import otf_radial
 from optics.distortion import undistort_normalized
@@ -142,6 +141,8 @@ def _undistort_grid(
     ix = np.unique(np.r_[np.arange(0, xc.size, step), xc.size - 1])
     iy = np.unique(np.r_[np.arange(0, yc.size, step), yc.size - 1])
     tx, ty = undistort_normalized(xc[ix][None, :], yc[iy][:, None], coeffs)
+    from scipy.interpolate import RectBivariateSpline  # slow import: only distorting lenses
+
     sx = RectBivariateSpline(yc[iy], xc[ix], tx, kx=3, ky=3)
     sy = RectBivariateSpline(yc[iy], xc[ix], ty, kx=3, ky=3)
     return sx(yc, xc), sy(yc, xc)
