@@ -228,51 +228,48 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     written: list[Path] = []
     try:
-        with contextlib.ExitStack():
+        write_stl(
+            targets["cores"],
+            [cores],
+            n_faces,
+            overwrite=args.force,
+            header=f"keycam cores {key.fingerprint}",
+        )
+        written.append(targets["cores"])
+        if matrix is not None:
             write_stl(
-                targets["cores"],
-                [cores],
-                n_faces,
+                targets["matrix"],
+                [matrix],
+                matrix.n_faces,
                 overwrite=args.force,
-                header=f"keycam cores {key.fingerprint}",
+                header=f"keycam matrix {key.fingerprint}",
             )
-            written.append(targets["cores"])
+            written.append(targets["matrix"])
+        if "3mf" in targets:
+            bodies = [("cores", lambda: iter([cores]))]
             if matrix is not None:
-                write_stl(
-                    targets["matrix"],
-                    [matrix],
-                    matrix.n_faces,
-                    overwrite=args.force,
-                    header=f"keycam matrix {key.fingerprint}",
-                )
-                written.append(targets["matrix"])
-            if "3mf" in targets:
-                bodies = [("cores", lambda: iter([cores]))]
-                if matrix is not None:
-                    bodies.append(("matrix", lambda: iter([matrix])))
-                write_3mf(targets["3mf"], bodies, overwrite=args.force)
-                written.append(targets["3mf"])
-            if args.write_transmission:
-                new_key = key.with_transmission(device.transmission["total"])
-                new_key.save(args.write_transmission, overwrite=args.force)
-                written.append(Path(args.write_transmission))
-            if args.report:
-                d = json.loads(report.to_json())
-                d["key_fingerprint"] = key.fingerprint
-                d["seconds"] = round(time.perf_counter() - t0, 3)
-                d["seconds_route_check"] = round(t_check, 3)
-                d["outputs"] = {k: str(v) for k, v in targets.items()}
-                d["triangles_cores"] = n_faces
-                d["triangles_matrix"] = matrix.n_faces if matrix is not None else None
-                tr = device.transmission
-                d["transmission"] = {
-                    k: {"min": float(v.min()), "mean": float(v.mean()), "max": float(v.max())}
-                    for k, v in tr.items()
-                }
-                write_bytes_atomic(
-                    args.report, json.dumps(d, indent=2).encode(), overwrite=args.force
-                )
-                written.append(Path(args.report))
+                bodies.append(("matrix", lambda: iter([matrix])))
+            write_3mf(targets["3mf"], bodies, overwrite=args.force)
+            written.append(targets["3mf"])
+        if args.write_transmission:
+            new_key = key.with_transmission(device.transmission["total"])
+            new_key.save(args.write_transmission, overwrite=args.force)
+            written.append(Path(args.write_transmission))
+        if args.report:
+            d = json.loads(report.to_json())
+            d["key_fingerprint"] = key.fingerprint
+            d["seconds"] = round(time.perf_counter() - t0, 3)
+            d["seconds_route_check"] = round(t_check, 3)
+            d["outputs"] = {k: str(v) for k, v in targets.items()}
+            d["triangles_cores"] = n_faces
+            d["triangles_matrix"] = matrix.n_faces if matrix is not None else None
+            tr = device.transmission
+            d["transmission"] = {
+                k: {"min": float(v.min()), "mean": float(v.mean()), "max": float(v.max())}
+                for k, v in tr.items()
+            }
+            write_bytes_atomic(args.report, json.dumps(d, indent=2).encode(), overwrite=args.force)
+            written.append(Path(args.report))
     except BaseException:
         for p in written:  # all or nothing
             with contextlib.suppress(OSError):
