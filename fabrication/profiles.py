@@ -27,7 +27,7 @@ __all__ = ["A_GRID", "R_JERK", "min_stage_length", "profile", "profile_max"]
 A_GRID = np.round(np.linspace(0.05, 0.5, 46), 4)
 
 
-R_JERK = 0.2  # fraction of each ramp over which the curvature rises or falls linearly
+R_JERK = 0.1  # fraction of each ramp over which the curvature rises or falls linearly
 
 
 def _ramp(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

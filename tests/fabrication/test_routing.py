@@ -95,7 +95,8 @@ def test_profile_is_curvature_continuous() -> None:
         assert np.max(np.abs(np.diff(s2))) < 0.01 * np.max(np.abs(s2))
         # S' is the derivative of S, S'' of S'
         assert np.allclose(np.gradient(s, u)[1:-1], s1[1:-1], atol=1e-4)
-        assert np.allclose(np.gradient(s1, u)[2:-2], s2[2:-2], atol=1e-3)
+        # (central differences are off by ~S''' du at the corners of the curvature ramp)
+        assert np.allclose(np.gradient(s1, u)[2:-2], s2[2:-2], atol=1e-3 * np.abs(s2).max())
 
 
 def test_routing_is_deterministic(resin: ProcessConfig, make_key) -> None:
