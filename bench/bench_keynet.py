@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import numpy as np
 
@@ -22,16 +21,7 @@ from keynet.dataset import load_split
 from keynet.keying import key_network, plain_nbytes
 from keynet.readout import PublicReadout, input_operator
 from keynet.train import TrainConfig, train
-from keynet.verify import default_camera_path
-
-
-def _median(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+from keynet.verify import default_camera_path, median_time
 
 
 def main() -> None:
@@ -57,9 +47,9 @@ def main() -> None:
         frames = np.round((a @ split.x_test.reshape(1000, -1).T).T + b).reshape(
             1000, *camera.frame_shape
         )
-        t_plain = _median(lambda: net.predict(x), args.repeats)
-        t_keyed = _median(lambda: keynet.predict(r), args.repeats)
-        t_readout = _median(lambda: readout(frames), max(3, args.repeats // 2))
+        t_plain = median_time(lambda: net.predict(x), args.repeats)
+        t_keyed = median_time(lambda: keynet.predict(r), args.repeats)
+        t_readout = median_time(lambda: readout(frames), max(3, args.repeats // 2))
     print(
         json.dumps(
             {

@@ -50,7 +50,8 @@ def default_camera_path() -> Path:
     return Path(str(resources.files("keynet.data") / "verify_camera.toml"))
 
 
-def _median_time(fn, repeats: int) -> float:
+def median_time(fn, repeats: int) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls, in seconds."""
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -148,8 +149,8 @@ def verify(
             ),
             "accuracy_other_key": float(np.mean(other_keynet.predict(r32) == y)),
         }
-        t_plain = _median_time(lambda: net.predict(x32), timing_repeats)
-        t_keyed = _median_time(lambda: keynet.predict(r32), timing_repeats)
+        t_plain = median_time(lambda: net.predict(x32), timing_repeats)
+        t_keyed = median_time(lambda: keynet.predict(r32), timing_repeats)
 
     m, _ = net.first_stage_matrix()
     return {
