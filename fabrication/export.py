@@ -147,7 +147,7 @@ def _parser() -> ArgumentParser:
         description="Route a keycam key into printable fibers, check them and write STL/3MF.",
     )
     p.add_argument("key", help="key file (from optics.faceplate / sim.capture)")
-    p.add_argument("-o", "--out", default=".", help="output folder (default: current folder)")
+    p.add_argument("-o", "--out", default=".", help="output folder, created if needed (default: .)")
     p.add_argument("--process", choices=sorted(PRESETS), default="resin", help="print process")
     p.add_argument("--report", help="write the check report as JSON to this file")
     p.add_argument(
@@ -171,8 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     t0 = time.perf_counter()
     out = Path(args.out)
-    if not out.is_dir():
-        raise CLIError(f"output folder does not exist: {out}")
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out: {out} exists and is not a folder")
     key_path = Path(args.key)
     stem = key_path.stem
     targets = {"cores": out / f"{stem}_cores.stl"}
@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for p in [*targets.values(), *extra]:
         if p.exists() and not args.force:
             raise CLIError(f"{p} exists (use --force to overwrite)")
-        if not p.parent.is_dir():
+        if p.parent != out and not p.parent.is_dir():
             raise CLIError(f"output folder does not exist: {p.parent}")
     if args.write_transmission and Path(args.write_transmission).resolve() == key_path.resolve():
         raise CLIError("--write-transmission must not overwrite the input key")
@@ -227,7 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     n_faces = cores.n_faces
 
     written: list[Path] = []
+    created_out = not out.exists()
     try:
+        out.mkdir(parents=True, exist_ok=True)
         write_stl(
             targets["cores"],
             [cores],
@@ -274,6 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for p in written:  # all or nothing
             with contextlib.suppress(OSError):
                 p.unlink()
+        if created_out:
+            with contextlib.suppress(OSError):
+                out.rmdir()
         raise
     if not quiet:
         print(

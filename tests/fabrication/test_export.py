@@ -212,3 +212,18 @@ def test_cli_refuses_when_a_check_fails(tmp_path: Path, monkeypatch, capsys) -> 
     assert err[0].startswith("error: check failed, nothing written:")
     assert "VIOLATED" in err[0] and "fiber" in err[0]
     assert _listing(tmp_path) == before
+
+
+def test_cli_creates_the_output_folder_and_removes_it_on_refusal(tmp_path: Path) -> None:
+    key = _key_file(tmp_path, "k.key", rows=4, cols=4, block_size=2)
+    res = _cli(str(key), "-o", "new/parts", "--no-3mf", "--quiet", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in (tmp_path / "new" / "parts").iterdir()) == [
+        "k_cores.stl",
+        "k_matrix.stl",
+    ]
+    # a file where the folder should be is refused, and nothing is written
+    (tmp_path / "taken").write_bytes(b"")
+    before = _listing(tmp_path)
+    _assert_refused(_cli(str(key), "-o", "taken", cwd=tmp_path), "not a folder")
+    assert _listing(tmp_path) == before
