@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from xml.etree import ElementTree
@@ -13,6 +12,7 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 import trimesh
+from keycam_testing import assert_refused, run_module
 from manifold3d import Manifold, Mesh
 from scipy.spatial import cKDTree
 
@@ -26,16 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run(
-        [sys.executable, "-m", "fabrication.export", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_module("fabrication.export", *args, cwd=cwd)
 
 
 def _key_file(folder: Path, name: str = "dev.key", **cfg) -> Path:
@@ -150,10 +141,7 @@ def _listing(folder: Path) -> dict[str, float]:
 
 
 def _assert_refused(res: subprocess.CompletedProcess, pattern: str) -> None:
-    assert res.returncode == 2
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
-    assert pattern in lines[0]
+    assert_refused(res, pattern)
 
 
 def test_cli_refuses_bad_key_files(tmp_path: Path) -> None:

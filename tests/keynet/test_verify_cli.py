@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from keycam_testing import assert_refused, run_module
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(args: list[str], cache: Path, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KEYCAM_CACHE": str(cache), "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "keynet.verify", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=600,
+    return run_module(
+        "keynet.verify", *args, cwd=cwd, env={"KEYCAM_CACHE": str(cache)}, timeout=600
     )
 
 
@@ -71,9 +64,7 @@ def test_cli_small_run_writes_json_and_caches(tmp_path) -> None:
 )
 def test_cli_bad_input(tmp_path, args, message) -> None:
     proc = _run(args, tmp_path / "cache", tmp_path)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
+    assert_refused(proc, message)
     assert proc.stdout == ""
     assert not (tmp_path / "cache").exists()
     assert list(tmp_path.iterdir()) == []
@@ -85,9 +76,7 @@ def test_cli_invalid_camera_config(tmp_path) -> None:
     bad.write_text(text.replace("pitch_um = 1000.0", "pitch_um = -5.0"))
     out = tmp_path / "v.json"
     proc = _run(["--config", str(bad), "--json", str(out)], tmp_path / "cache", tmp_path)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and "pitch_um" in lines[0]
+    assert_refused(proc, "pitch_um")
     assert not out.exists()
 
 

@@ -10,11 +10,10 @@ DSNU and PRNU, 0.001 DN for the dark mean, and saturation at 96.5 +- 0.6 %.
 import json
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from keycam_testing import assert_refused, run_module
 
 from optics.emva import characterise, configured_values, simulate_series
 from optics.emva_estimators import (
@@ -167,14 +166,7 @@ def test_series_rejects_bad_parameters():
 
 # ------------------------------------------------------------------------------- CLI
 def _run(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "optics.emva", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-        env={**os.environ, "MPLBACKEND": "Agg"},
-    )
+    return run_module("optics.emva", *args, cwd=cwd, env={"MPLBACKEND": "Agg"}, timeout=120)
 
 
 def test_cli_default_prints_table(tmp_path):
@@ -202,11 +194,7 @@ def test_cli_config_plot_and_json(tmp_path):
 
 
 def _assert_bad(p, tmp_path, before, *words):
-    assert p.returncode == 2, (p.stdout, p.stderr)
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), p.stderr
-    for w in words:
-        assert w in lines[0]
+    assert_refused(p, *words)
     assert p.stdout == ""
     assert sorted(os.listdir(tmp_path)) == before
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from keycam_testing import assert_refused, run_module
 from PIL import Image
 
 from optics.faceplate import FaceplateConfig, Key, keygen
@@ -42,15 +42,7 @@ height_px = 32
 
 
 def run(args, cwd, timeout=120):
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    return subprocess.run(
-        [sys.executable, "-m", "sim.capture", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+    return run_module("sim.capture", *args, cwd=cwd, env={"PYTHONHASHSEED": "0"}, timeout=timeout)
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
@@ -61,12 +53,7 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def assert_one_error_line(res, *needles):
-    assert res.returncode == 2, res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
-    assert "Traceback" not in res.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
+    assert_refused(res, *needles)
     assert res.stdout == ""
 
 

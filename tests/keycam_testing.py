@@ -1,0 +1,55 @@
+"""Helpers shared by every test package: run keycam's commands as a user would.
+
+Importable from any test as ``from keycam_testing import ...`` (``tests/`` is on pytest's
+``pythonpath``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_module(
+    module: str,
+    *args: object,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
+    """Run ``python -m module args...`` in ``cwd`` and capture its text output.
+
+    The repository comes first on ``PYTHONPATH`` so the code under test is what runs, with or
+    without an installed copy; ``env`` adds to (or overrides) the current environment.
+    """
+    full_env = {**os.environ, **(env or {})}
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), full_env.get("PYTHONPATH", "")) if p
+    )
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_refused(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    """Assert the house rule for bad input: exit 2 and one ``error: ...`` line naming ``needles``.
+
+    Returns the error line.
+    """
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
