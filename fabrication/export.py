@@ -40,8 +40,8 @@ from fabrication.process import PRESETS, ProcessConfig, face_geometry
 from fabrication.routing import Route, route_permutation
 from fabrication.sampling import Polylines, sample_route
 from fabrication.transmission import fiber_transmission
-from optics.cli import ArgumentParser, CLIError, progress, run
-from optics.fileio import write_bytes_atomic
+from keycam.cli import ArgumentParser, CLIError, progress, run
+from keycam.fileio import write_bytes_atomic
 
 __all__ = ["FULL_WATERTIGHT_CHECK_FACES", "Device", "build", "main", "route_key"]
 

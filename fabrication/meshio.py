@@ -2,7 +2,7 @@
 
 Binary STL (mm, float32) is streamed in chunks so memory stays bounded; 3MF is a zip holding
 one XML model with one object per body (written with vectorised number formatting, no XML
-library needed). Every file goes through :func:`optics.fileio.atomic_write`: a temporary file
+library needed). Every file goes through :func:`keycam.fileio.atomic_write`: a temporary file
 renamed into place only when complete.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fabrication.mesh import TriMesh
-from optics.fileio import atomic_write
+from keycam.fileio import atomic_write
 
 __all__ = ["read_key_from_stl", "read_stl", "write_3mf", "write_stl"]
 

@@ -42,7 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from optics.fileio import write_bytes_atomic
+from keycam.fileio import write_bytes_atomic
 
 from .layers import AvgPool2, Conv2D, ReLU
 from .network import LeNet

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from optics.fileio import write_bytes_atomic
+from keycam.fileio import write_bytes_atomic
 
 from .layers import AvgPool2, Conv2D, Flatten, Layer, Linear, ReLU
 

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from optics.cli import progress
+from keycam.cli import progress
 from sim.camera import Camera
 from sim.scene import area_matrix, fit_to_aspect
 

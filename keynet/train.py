@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from optics.cli import progress
+from keycam.cli import progress
 
 from ._threads import single_thread_blas
 from .dataset import Split, data_fingerprint

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from optics.cli import ArgumentParser, CLIError, run
-from optics.fileio import write_bytes_atomic
+from keycam.cli import ArgumentParser, CLIError, run
+from keycam.fileio import write_bytes_atomic
 
 from ._threads import single_thread_blas
 from .dataset import load_split

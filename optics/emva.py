@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from optics.cli import ArgumentParser, CLIError, progress, run
+from keycam.cli import ArgumentParser, CLIError, progress, run
 from optics.emva_estimators import (
     QUANTISATION_VARIANCE_DN2,
     EMVAResult,
@@ -225,7 +225,7 @@ def write_plot(
     """Photon-transfer and SNR curves of a series, written atomically to ``path``."""
     from matplotlib.figure import Figure
 
-    from optics.fileio import write_bytes_atomic
+    from keycam.fileio import write_bytes_atomic
 
     s, r = series, result
     signal = s.mu_y - s.mu_dark

@@ -14,7 +14,7 @@ entry, followed by the payload. Reading checks the magic, the format name and ve
 the file is exactly as long as the header says, the checksum, and only then decodes arrays
 (never with pickle). Any failure raises :class:`KeyFileError` naming the path and the problem.
 
-Key files are secrets: they are written atomically through :mod:`optics.fileio` with mode
+Key files are secrets: they are written atomically through :mod:`keycam.fileio` with mode
 0600 and are never overwritten unless asked to.
 """
 
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from optics.fileio import atomic_write
+from keycam.fileio import atomic_write
 
 __all__ = [
     "FORMAT_NAME",

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from optics.cli import ArgumentParser, CLIError, progress, run
+from keycam.cli import ArgumentParser, CLIError, progress, run
 from sim.units import parse_exposure as _parse_exposure
 
 __all__ = ["main", "parse_exposure"]

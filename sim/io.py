@@ -10,7 +10,7 @@ Reading
     ``ValueError`` whose message names the file.
 
 Writing
-    Every writer goes through :func:`optics.fileio.write_bytes_atomic`, so an error or Ctrl-C
+    Every writer goes through :func:`keycam.fileio.write_bytes_atomic`, so an error or Ctrl-C
     never leaves a half-written file; with ``overwrite=False`` an existing file is never
     replaced (``FileExistsError``). Frames are 16-bit greyscale PNGs (row 0 is the top of
     the image), stacks are ``.npy``, sidecars are sorted, indented JSON, previews are 8-bit
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from optics.fileio import write_bytes_atomic
+from keycam.fileio import write_bytes_atomic
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",

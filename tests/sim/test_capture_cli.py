@@ -239,7 +239,7 @@ def test_bad_input_one_error_line_exit_2_nothing_written(tmp_path, small_toml, s
 
 @pytest.mark.parametrize("case", IN_PROCESS)
 def test_bad_arguments_in_process(tmp_path, small_toml, scene_png, case, monkeypatch, capsys):
-    from optics.cli import run as cli_run
+    from keycam.cli import run as cli_run
     from sim.capture import main
 
     args, needle = _bad_cases(tmp_path, small_toml, scene_png)[case]

@@ -6,8 +6,8 @@ import stat
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from optics.cli import CLIError, format_error, run
-from optics.fileio import atomic_write, write_bytes_atomic
+from keycam.cli import CLIError, format_error, run
+from keycam.fileio import atomic_write, write_bytes_atomic
 
 
 def test_atomic_write_sets_mode_and_content(tmp_path):
