@@ -16,8 +16,7 @@ import time
 
 import numpy as np
 
-from optics import imaging
-from optics.lens import LensConfig, form_image, image_operator, psf_kernel
+from optics.lens import LensConfig, form_image, image_operator, imaging, psf_kernel
 
 
 def main() -> None:

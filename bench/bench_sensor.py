@@ -10,13 +10,11 @@ exposure (dark current 0.03 e-):
 - ``mid_grey``: uniform 50 % of saturation (all pixels in the normal-approximation region);
 - ``dark``: no light, dark current only (all pixels exact Poisson - the slowest case);
 
-plus, for the ramp, the same call with exact Poisson everywhere
-(``exact_poisson_below_e=inf``) and with the variates drawn on one thread, and the speed-up
-ratios. The target is a median of at most 30 ms for the ramp on the 2-core machine. Cases are
-timed round-robin so that load changes hit all of them alike; the median CPU time (all
-threads) is reported next to the wall time, and the load average too, because timings on a
-shared machine are noisy. The helper thread of :mod:`optics.sampling` is only used while a
-core is free (``helper_thread_allowed``, before and after the run).
+plus, for the ramp, the same call with exact Poisson everywhere (``exact_poisson_below_e=inf``)
+and the speed-up ratio. The target is a median of at most 30 ms for the ramp on the 2-core
+machine. Cases are timed round-robin so that load changes hit all of them alike; the median CPU
+time is reported next to the wall time, and the load average too, because timings on a shared
+machine are noisy.
 
 Usage: ``python bench/bench_sensor.py [--repeats N]``.
 """
@@ -31,7 +29,6 @@ import time
 
 import numpy as np
 
-from optics import sampling
 from optics.sensor import PRESETS, Sensor
 
 SIZE = 1024
@@ -73,22 +70,10 @@ def main() -> None:
     def expose(photons, **kw):
         return lambda: sensor.expose(photons, exposure_s=EXPOSURE_S, rng=rng, **kw)
 
-    def single_thread(photons):
-        def run():
-            saved = sampling.PARALLEL_MIN_SAMPLES
-            sampling.PARALLEL_MIN_SAMPLES = 1 << 62
-            try:
-                sensor.expose(photons, exposure_s=EXPOSURE_S, rng=rng)
-            finally:
-                sampling.PARALLEL_MIN_SAMPLES = saved
-
-        return run
-
     cases = {name: expose(photons) for name, photons in scenes.items()}
     cases["ramp_exact_poisson_everywhere"] = expose(scenes["ramp"], exact_poisson_below_e=np.inf)
-    cases["ramp_single_thread"] = single_thread(scenes["ramp"])
 
-    load_before, free_before = os.getloadavg()[0], sampling._core_free()
+    load_before = os.getloadavg()[0]
     timings = _time_round_robin(cases, repeats)
     result: dict[str, object] = {
         "benchmark": "Sensor.expose, 1024x1024, imx174, all noise sources on",
@@ -102,13 +87,9 @@ def main() -> None:
     result["speedup_vs_exact_poisson"] = round(
         result["ramp_exact_poisson_everywhere_ms"] / result["ramp_ms"], 2
     )
-    result["speedup_vs_single_thread"] = round(
-        result["ramp_single_thread_ms"] / result["ramp_ms"], 2
-    )
     result["meets_target"] = result["ramp_ms"] <= TARGET_MS
     result["cpu_count"] = os.cpu_count()
     result["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
-    result["helper_thread_allowed"] = [free_before, sampling._core_free()]
     print(json.dumps(result, indent=2))
 
 

@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from keycam.config import ConfigModel
 
 __all__ = ["PRESETS", "FaceGeometry", "ProcessConfig", "face_geometry"]
 
 
-class ProcessConfig(BaseModel):
+class ProcessConfig(ConfigModel):
     """Limits and materials of one printing process. Lengths in mm, angles in degrees."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field("resin", description="Process name (free text, for reports).")
     core_diameter_mm: float = Field(
@@ -201,7 +201,7 @@ def face_geometry(
     The face pitch is the key's lattice pitch. It must leave room for the channel plus the
     wall; otherwise the process cannot print this lattice and ``ValueError`` is raised.
     """
-    from optics import lattice as lat
+    from optics.faceplate import lattice as lat
 
     pitch_mm = float(lattice_pitch_um) / 1000.0
     need = process.min_pitch_mm

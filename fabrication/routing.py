@@ -203,7 +203,7 @@ def lower_bound_mm(
 
 
 def _is_block_local(routing: np.ndarray, rows: int, cols: int, b: int) -> bool:
-    from optics.lattice import block_ids
+    from optics.faceplate.lattice import block_ids
 
     bid = block_ids(rows, cols, b)
     return bool(np.all(bid[routing] == bid))
@@ -213,7 +213,7 @@ def _is_block_local(routing: np.ndarray, rows: int, cols: int, b: int) -> bool:
 
 
 def _intermediate_rows(routing: np.ndarray, rows: int, cols: int, b: int) -> tuple[np.ndarray, str]:
-    from optics.lattice import block_ids, block_origins
+    from optics.faceplate.lattice import block_ids, block_origins
 
     n = rows * cols
     sr, sc = np.divmod(np.arange(n), cols)
@@ -372,7 +372,7 @@ def route_permutation(
     sr, sc = np.divmod(np.arange(n), cols)
     dr, dc = np.divmod(routing, cols)
     if how == "block":
-        from optics.lattice import block_ids, block_origins
+        from optics.faceplate.lattice import block_ids, block_origins
 
         bid = block_ids(rows, cols, block_size)
         org = block_origins(rows, cols, block_size)

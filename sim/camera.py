@@ -35,10 +35,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from optics.faceplate import Key, keygen, transfer_operator
+from optics.faceplate import Key, keygen, site_readout, transfer_operator
+from optics.faceplate import unscramble as _unscramble
 from optics.sensor import Sensor
-from optics.unscramble import site_readout
-from optics.unscramble import unscramble as _unscramble
 from sim.colour import prepare_colour_scene
 from sim.config import CameraConfig, load_config
 from sim.scene import prepare_scene

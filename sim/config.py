@@ -16,8 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from keycam.config import ConfigModel
 from optics.faceplate import FaceplateConfig
 from optics.lens import LensConfig
 from optics.sensor import SensorConfig
@@ -31,13 +32,9 @@ __all__ = [
     "load_config",
 ]
 
-_FROZEN = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-
-class SceneConfig(BaseModel):
+class SceneConfig(ConfigModel):
     """Geometry and brightness of the scene the camera looks at."""
-
-    model_config = _FROZEN
 
     shape_px: tuple[int, int] = Field(
         (256, 256),
@@ -67,14 +64,12 @@ class SceneConfig(BaseModel):
         return v
 
 
-class CouplingConfig(BaseModel):
+class CouplingConfig(ConfigModel):
     """How the faceplate's output face reaches the sensor (PHYSICS.md §6).
 
     ``magnification = 1`` with ``relay_f_number = None`` is butt coupling (the face lies on
     the sensor); ``0 < |m| < 1`` with a relay f-number images the face through a relay lens.
     """
-
-    model_config = _FROZEN
 
     magnification: float = Field(
         1.0,
@@ -141,14 +136,12 @@ def _sensor_from_any(value: Any) -> Any:
     return value
 
 
-class CameraConfig(BaseModel):
+class CameraConfig(ConfigModel):
     """Everything that defines a keycam camera, in physical units.
 
     ``sensor`` accepts a full table, a preset name (``sensor = "imx174"``) or a preset with
     overrides (``[sensor] preset = "imx174"; width_px = 256``); it is stored expanded.
     """
-
-    model_config = _FROZEN
 
     scene: SceneConfig = Field(default_factory=SceneConfig, description="Scene grid and radiance.")
     lens: LensConfig = Field(description="Camera lens forming the scene on the input face.")

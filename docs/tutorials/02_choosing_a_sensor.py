@@ -144,7 +144,7 @@ print(f"  {'total':<13}{total:6.2f} DN (measured {frame.std():.2f} DN)")
 #
 # `optics.emva.characterise` simulates that series on a `Sensor` and analyses it with the
 # standard's estimators (which work just as well on frames from a real camera —
-# see `optics.emva_estimators`). The command line does the same: `python -m optics.emva
+# see `optics.emva.estimators`). The command line does the same: `python -m optics.emva
 # --preset imx264 --plot ptc.png`.
 
 # %%
@@ -269,7 +269,7 @@ plt.show()
 #   the irradiance your faceplate and relay deliver: printed fiber bundles lose most of the
 #   light (tutorial 4), so the dark end of the SNR curve is where keycam cameras live.
 # * Check a real camera the same way: take the EMVA 1288 series and feed the pair
-#   statistics to `optics.emva_estimators.analyse`; put the recovered numbers into a
+#   statistics to `optics.emva.estimators.analyse`; put the recovered numbers into a
 #   `[sensor]` table of your camera configuration.
 # * From the command line: `python -m optics.emva --preset imx174 --roi 128 --plot ptc.png`
 #   prints the configured and recovered figures side by side (see the

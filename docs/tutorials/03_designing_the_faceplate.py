@@ -44,7 +44,7 @@ from optics.faceplate import (
     scramble,
     site_readout,
 )
-from optics.lattice import block_ids
+from optics.faceplate.lattice import block_ids
 from sim.io import default_scene_path, read_image
 from sim.scene import prepare_scene
 

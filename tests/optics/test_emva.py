@@ -16,7 +16,7 @@ import pytest
 from keycam_testing import assert_refused, run_module
 
 from optics.emva import characterise, configured_values, simulate_series
-from optics.emva_estimators import (
+from optics.emva.estimators import (
     analyse,
     fit_line,
     fit_through_origin,

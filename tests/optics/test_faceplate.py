@@ -12,12 +12,12 @@ import scipy.sparse as sp
 from pydantic import ValidationError
 from scipy.spatial import cKDTree
 
-from optics import lattice
 from optics.faceplate import (
     FaceplateConfig,
     Key,
     coupling_operator,
     keygen,
+    lattice,
     sampling_operator,
     scramble,
     transfer_factors,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from optics.faceplate import FaceplateConfig, Key, KeyFileError, keygen
-from optics.keyfile import MAGIC, read_key_file, write_key_file
+from optics.faceplate.keyfile import MAGIC, read_key_file, write_key_file
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import scipy.sparse as sp
 from pydantic import ValidationError
 from scipy.special import j1
 
-from optics.imaging import psf_is_negligible
 from optics.lens import (
     LensConfig,
     cutoff_frequency_cyc_per_mm,
@@ -22,6 +21,7 @@ from optics.lens import (
     mtf,
     photon_flux_per_sample,
     psf,
+    psf_is_negligible,
     psf_kernel,
     relative_illumination,
     undistort,

@@ -28,7 +28,7 @@ from optics.faceplate import (
     site_readout,
     unscramble,
 )
-from optics.lattice import block_ids
+from optics.faceplate.lattice import block_ids
 
 N = 64
 

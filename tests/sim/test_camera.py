@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from optics.faceplate import FaceplateConfig, keygen
-from optics.radiometry import photons_per_joule
+from optics.lens.radiometry import photons_per_joule
 from sim.camera import Camera
 from sim.scene import resample_area
 

@@ -1,6 +1,6 @@
-"""Fiber-bundle faceplate and its optical key (PHYSICS.md §3).
+"""The optical key of a fiber faceplate: :class:`Key` and :func:`keygen`.
 
-A faceplate is a lattice of fibers (:mod:`optics.lattice` states the geometry conventions:
+A faceplate is a lattice of fibers (:mod:`optics.faceplate.lattice` states the geometry conventions:
 row-major sites, row 0 at the top, x right / y down in µm from the face centre). Each input
 fiber ``i`` is routed to output site ``routing[i]`` and carries its light with transmission
 ``transmission[i]`` plus a stray-light offset ``bias[i]``; neighbouring cores leak light into
@@ -22,130 +22,30 @@ The affine light model of one faceplate, with ``x`` the flux entering each input
 
     y_out = C_out · P · (D · C_in · x + bias)       (D = diag(transmission), 0 for dead fibers)
 
-is built by :func:`optics.operators.transfer_operator`; the image-plane sampling and the
-sensor coupling operators live in :mod:`optics.operators`, the authorised inverse in
-:mod:`optics.unscramble`. All are re-exported here.
+is built by :func:`optics.faceplate.operators.transfer_operator`; the image-plane sampling and
+the sensor coupling operators live in :mod:`optics.faceplate.operators`, the authorised
+inverse in :mod:`optics.faceplate.unscramble`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from numpy.typing import NDArray
+from pydantic import ValidationError
 
-from optics import lattice as _lat
-from optics.keyfile import KeyFileError, canonical_json, read_key_file, write_key_file
+from optics.faceplate import lattice as _lat
+from optics.faceplate.config import FaceplateConfig
+from optics.faceplate.keyfile import KeyFileError, canonical_json, read_key_file, write_key_file
 
-__all__ = [
-    "FaceplateConfig",
-    "Key",
-    "KeyFileError",
-    "coupling_operator",
-    "keygen",
-    "sampling_operator",
-    "scramble",
-    "site_readout",
-    "transfer_factors",
-    "transfer_operator",
-    "unscramble",
-]
-
-
-class FaceplateConfig(BaseModel):
-    """Geometry of a fiber faceplate and the recipe of its key.
-
-    The defaults describe the default printable camera (PHYSICS.md §6): a 64 × 64 square
-    lattice at 1 mm pitch with 0.6 mm cores and an 8 × 8 block key with block permutation.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    lattice: Literal["square", "hexagonal"] = Field(
-        "square", description="Lattice kind: 'square' or 'hexagonal' (odd rows shifted by pitch/2)."
-    )
-    rows: int = Field(64, ge=1, le=8192, description="Number of fiber rows (sites).")
-    cols: int = Field(64, ge=1, le=8192, description="Number of fiber columns (sites).")
-    pitch_um: float = Field(1000.0, gt=0, description="Centre-to-centre fiber pitch, µm.")
-    core_diameter_um: float = Field(
-        600.0, gt=0, description="Fiber core diameter, µm (must be smaller than pitch_um)."
-    )
-    numerical_aperture: float = Field(
-        0.5, gt=0, le=2.0, description="Fiber numerical aperture sqrt(n_core² − n_clad²), unitless."
-    )
-    block_size: int = Field(
-        8,
-        ge=1,
-        description="Key block size b, fibers: routing permutes within b×b blocks "
-        "(1 = coherent faceplate, >= lattice size = global permutation).",
-    )
-    permute_blocks: bool = Field(
-        True,
-        description="Also permute whole blocks across the lattice, each block travelling as a "
-        "sub-bundle (ignored for block_size 1, which stays coherent).",
-    )
-    transmission_mean: float = Field(
-        1.0,
-        gt=0,
-        le=1.0,
-        description="Mean fiber transmission, fraction (attenuation, Fresnel losses); "
-        "fabrication can write back measured values.",
-    )
-    transmission_rms: float = Field(
-        0.05, ge=0, le=0.5, description="RMS fabrication variation of transmission, fraction."
-    )
-    gain_key_rms: float = Field(
-        0.0, ge=0, le=0.5, description="RMS of a deliberate per-fiber gain key, fraction."
-    )
-    bias_photons_per_s: float = Field(
-        0.0,
-        ge=0,
-        description="Mean per-fiber stray-light offset at the output face, photons/s "
-        "(each fiber's offset is uniform in [0, 2 × mean]).",
-    )
-    crosstalk_in: float = Field(
-        0.0, ge=0, lt=0.5, description="Nearest-neighbour coupling at the input face, fraction."
-    )
-    crosstalk_out: float = Field(
-        0.0, ge=0, lt=0.5, description="Nearest-neighbour coupling at the output face, fraction."
-    )
-    dead_fraction: float = Field(0.0, ge=0, le=0.5, description="Fraction of dead fibers.")
-    seed: int = Field(
-        0, ge=0, description="Key seed (keep secret; the key is a deterministic function of it)."
-    )
-
-    @model_validator(mode="after")
-    def _core_fits(self) -> FaceplateConfig:
-        if self.core_diameter_um >= self.pitch_um:
-            raise ValueError(
-                f"core_diameter_um ({self.core_diameter_um} µm) must be smaller than "
-                f"pitch_um ({self.pitch_um} µm)"
-            )
-        return self
-
-    @property
-    def n_fibers(self) -> int:
-        """Number of fibers (= sites), ``rows × cols``."""
-        return self.rows * self.cols
-
-    @property
-    def fill_factor(self) -> float:
-        """Core area fraction of the face (see :func:`optics.lattice.fill_factor`)."""
-        return _lat.fill_factor(self.lattice, self.pitch_um, self.core_diameter_um)
-
-    @property
-    def acceptance_half_angle_deg(self) -> float:
-        """Acceptance half-angle ``asin(min(NA, 1))`` of the fibers, degrees (PHYSICS.md §3)."""
-        return math.degrees(math.asin(min(self.numerical_aperture, 1.0)))
-
-    def site_centers_um(self) -> np.ndarray:
-        """``(n, 2)`` site centres in µm, x right, y down, from the face centre."""
-        return _lat.site_centers_um(self.lattice, self.rows, self.cols, self.pitch_um)
+__all__ = ["Key", "KeyFileError", "keygen"]
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -162,6 +62,7 @@ def _csr_arrays(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
     }
 
 
+@dataclass(frozen=True, eq=False, repr=False)
 class Key:
     """The secret of one faceplate: routing, transmission, bias, crosstalk and dead fibers.
 
@@ -182,69 +83,54 @@ class Key:
         Row-normalised non-negative coupling on the input face (indexed by input site) and
         on the output face (indexed by output site).
 
-    ``repr`` shows only the lattice and the fingerprint; never log the arrays.
+    Built from any array-likes, validated and frozen: the fields cannot be reassigned and the
+    arrays are read-only. ``repr`` shows only the lattice and the fingerprint; never log the
+    arrays.
     """
 
-    __slots__ = (
-        "_fingerprint",
-        "bias",
-        "config",
-        "crosstalk_in",
-        "crosstalk_out",
-        "dead",
-        "routing",
-        "transmission",
-    )
+    config: FaceplateConfig
+    routing: NDArray[np.int64]
+    transmission: NDArray[np.float64]
+    bias: NDArray[np.float64]
+    dead: NDArray[np.bool_]
+    crosstalk_in: sp.csr_matrix
+    crosstalk_out: sp.csr_matrix
 
-    def __init__(
-        self,
-        config: FaceplateConfig,
-        routing: np.ndarray,
-        transmission: np.ndarray,
-        bias: np.ndarray,
-        dead: np.ndarray,
-        crosstalk_in: sp.spmatrix,
-        crosstalk_out: sp.spmatrix,
-    ) -> None:
+    def __post_init__(self) -> None:
+        config = self.config
         if not isinstance(config, FaceplateConfig):
             raise TypeError(f"config must be a FaceplateConfig, got {type(config).__name__}")
         n = config.n_fibers
-        routing = np.asarray(routing)
+        routing = np.asarray(self.routing)
         if routing.shape != (n,) or not np.issubdtype(routing.dtype, np.integer):
             raise ValueError(
                 f"routing must be an integer array of shape ({n},), got {routing.shape}"
             )
         if not np.array_equal(np.sort(routing), np.arange(n)):
             raise ValueError("routing must be a permutation of the output sites 0..n-1")
-        arrays = {}
-        for name, arr in (("transmission", transmission), ("bias", bias)):
-            a = np.asarray(arr, dtype=np.float64)
+        set_ = object.__setattr__
+        set_(self, "routing", _readonly(routing.astype(np.int64)))
+        for name in ("transmission", "bias"):
+            a = np.asarray(getattr(self, name), dtype=np.float64)
             if a.shape != (n,) or not np.all(np.isfinite(a)) or np.any(a < 0):
                 raise ValueError(f"{name} must be ({n},) finite and non-negative")
-            arrays[name] = a
-        dead = np.asarray(dead)
+            set_(self, name, _readonly(a))
+        dead = np.asarray(self.dead)
         if dead.shape != (n,) or dead.dtype != np.bool_:
             raise ValueError(f"dead must be a boolean array of shape ({n},)")
-        mats = {}
-        for name, m in (("crosstalk_in", crosstalk_in), ("crosstalk_out", crosstalk_out)):
-            m = sp.csr_matrix(m, dtype=np.float64)
+        set_(self, "dead", _readonly(dead))
+        for name in ("crosstalk_in", "crosstalk_out"):
+            m = sp.csr_matrix(getattr(self, name), dtype=np.float64)
             if m.shape != (n, n) or np.any(m.data < 0) or not np.all(np.isfinite(m.data)):
                 raise ValueError(f"{name} must be a non-negative ({n}, {n}) matrix")
             if not np.allclose(np.asarray(m.sum(axis=1)).ravel(), 1.0, atol=1e-9):
                 raise ValueError(f"{name} rows must sum to 1")
             m.sort_indices()
             m.data.setflags(write=False)
-            mats[name] = m
-        object.__setattr__(self, "config", config)
-        object.__setattr__(self, "routing", _readonly(routing.astype(np.int64)))
-        object.__setattr__(self, "transmission", _readonly(arrays["transmission"]))
-        object.__setattr__(self, "bias", _readonly(arrays["bias"]))
-        object.__setattr__(self, "dead", _readonly(dead))
-        object.__setattr__(self, "crosstalk_in", mats["crosstalk_in"])
-        object.__setattr__(self, "crosstalk_out", mats["crosstalk_out"])
-        object.__setattr__(self, "_fingerprint", None)
+            set_(self, name, m)
 
     def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuild through the constructor, so an unpickled key is validated like a new one.
         return (
             Key,
             (
@@ -258,9 +144,6 @@ class Key:
             ),
         )
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("Key is immutable; use with_transmission() for a modified copy")
-
     # -- identity -----------------------------------------------------------------------------
     def _arrays(self) -> dict[str, np.ndarray]:
         out = {
@@ -273,18 +156,16 @@ class Key:
         out.update(_csr_arrays("crosstalk_out", self.crosstalk_out))
         return out
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         """First 16 hex digits of the SHA-256 of the key's canonical content; safe for logs."""
-        if self._fingerprint is None:
-            h = hashlib.sha256()
-            h.update(canonical_json({"config": self.config.model_dump(mode="json")}))
-            for name, a in self._arrays().items():
-                a = np.ascontiguousarray(a)
-                h.update(canonical_json([name, a.dtype.str, list(a.shape)]))
-                h.update(a.tobytes())
-            object.__setattr__(self, "_fingerprint", h.hexdigest()[:16])
-        return self._fingerprint
+        h = hashlib.sha256()
+        h.update(canonical_json({"config": self.config.model_dump(mode="json")}))
+        for name, a in self._arrays().items():
+            a = np.ascontiguousarray(a)
+            h.update(canonical_json([name, a.dtype.str, list(a.shape)]))
+            h.update(a.tobytes())
+        return h.hexdigest()[:16]
 
     @property
     def n_fibers(self) -> int:
@@ -411,12 +292,3 @@ def keygen(config: FaceplateConfig) -> Key:
     c_in = _lat.crosstalk_matrix(config.lattice, rows, cols, config.crosstalk_in)
     c_out = _lat.crosstalk_matrix(config.lattice, rows, cols, config.crosstalk_out)
     return Key(config, routing, transmission, bias, dead, c_in, c_out)
-
-
-from optics.operators import (  # noqa: E402  (re-export; operators do not import this module)
-    coupling_operator,
-    sampling_operator,
-    transfer_factors,
-    transfer_operator,
-)
-from optics.unscramble import scramble, site_readout, unscramble  # noqa: E402

@@ -13,17 +13,14 @@ vectors are ``(rows * cols,)``; frames are ``(H, W)`` matching the coupling oper
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from optics import lattice as _lat
-from optics.operators import transfer_operator
-
-if TYPE_CHECKING:  # pragma: no cover
-    from optics.faceplate import Key
+from optics.faceplate import lattice as _lat
+from optics.faceplate.key import Key
+from optics.faceplate.operators import transfer_operator
 
 __all__ = ["fill_from_neighbours", "scramble", "site_readout", "unscramble"]
 
@@ -75,7 +72,7 @@ def site_readout(frame: np.ndarray, coupling: sp.spmatrix, *, ridge: float = 1e-
     frame : (H, W) or (H * W,) float
         Signal per pixel, in the unit of the site flux (offsets such as black level removed).
     coupling : (H * W, n_sites) sparse
-        From :func:`optics.operators.coupling_operator`.
+        From :func:`optics.faceplate.operators.coupling_operator`.
     ridge : float
         Relative Tikhonov regularisation (>= 0); keeps sites that barely reach the sensor finite.
 

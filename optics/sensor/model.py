@@ -25,7 +25,7 @@ it is several times faster than NumPy's Poisson sampler. Where full-well clippin
 matter (mean more than 8 sigma below the full well), shot and read noise are drawn together
 as one normal variate (a sum of independent normals is normal). Arithmetic runs in float32,
 whose 24-bit mantissa resolves 0.004 e- at 32 ke-, well below one DN. Large frames draw their
-variates on two threads (:mod:`optics.sampling`), reproducibly for a given ``rng`` state.
+variates (:mod:`optics.sensor.sampling`) reproducibly for a given ``rng`` state.
 """
 
 from __future__ import annotations
@@ -35,10 +35,11 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from optics.sampling import poisson_f32, standard_normal_f32
-from optics.sensor_config import PRESETS, SensorConfig
+from keycam.validation import positive
+from optics.sensor.config import SensorConfig
+from optics.sensor.sampling import poisson_f32, standard_normal_f32
 
-__all__ = ["EXACT_POISSON_BELOW_E", "PRESETS", "Sensor", "SensorConfig"]
+__all__ = ["EXACT_POISSON_BELOW_E", "Sensor"]
 
 #: Mean electron count below which shot noise is drawn from the exact Poisson distribution;
 #: at and above it a moment-matched normal approximation is used (see the module docstring).
@@ -57,18 +58,6 @@ def _standardised(rng: np.random.Generator, shape: tuple[int, int]) -> NDArray[n
     if sd > 0:
         z /= sd
     return z
-
-
-def _check_exposure(exposure_s: float) -> float:
-    try:
-        t = float(exposure_s)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"exposure_s must be a positive number of seconds, got {exposure_s!r}"
-        ) from None
-    if not math.isfinite(t) or t <= 0:
-        raise ValueError(f"exposure_s must be finite and > 0 s, got {exposure_s!r} s")
-    return t
 
 
 class Sensor:
@@ -200,7 +189,7 @@ class Sensor:
         neither the full well nor the ADC range clips (and the signal spans a few DN of noise,
         so that rounding to nearest is unbiased).
         """
-        t = _check_exposure(exposure_s)
+        t = positive("exposure_s", exposure_s, "s")
         c = self.config
         k = c.system_gain_dn_per_e
         shape = self.shape
@@ -287,7 +276,7 @@ class Sensor:
             If ``rng`` is not a ``numpy.random.Generator``.
         """
         arr = self._check_photons(photons)
-        t = _check_exposure(exposure_s)
+        t = positive("exposure_s", exposure_s, "s")
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
         try:

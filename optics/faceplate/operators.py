@@ -9,26 +9,24 @@ All three are built once as ``scipy.sparse`` CSR matrices and reused across fram
 
 so that the light on the sensor is ``C (T S x + b)`` for an image-plane picture ``x``.
 
-Geometry follows :mod:`optics.lattice` (x right, y down, µm from the face centre; row 0 on top).
+Geometry follows :mod:`optics.faceplate.lattice` (x right, y down, µm from the face centre;
+row 0 on top).
 Overlaps of a circular core with a square sample or pixel are computed **analytically**
 (exact area of a disk ∩ rectangle), so flat fields, moiré and misalignment are exact rather
 than supersampling artefacts.
-
-This module only uses the public attributes of :class:`optics.faceplate.FaceplateConfig`
-and :class:`optics.faceplate.Key` and does not import :mod:`optics.faceplate` at run time.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import ndtr
 
-if TYPE_CHECKING:  # pragma: no cover
-    from optics.faceplate import FaceplateConfig, Key
+from keycam.validation import int_pair, positive
+from optics.faceplate.config import FaceplateConfig
+from optics.faceplate.key import Key
 
 __all__ = [
     "coupling_operator",
@@ -119,23 +117,6 @@ def disk_grid_overlap(
     return np.concatenate(out_d), np.concatenate(out_c), np.concatenate(out_a)
 
 
-def _check_pos(name: str, value: float, unit: str) -> float:
-    v = float(value)
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a finite number > 0 {unit}, got {value} {unit}")
-    return v
-
-
-def _check_shape(name: str, shape: tuple[int, int]) -> tuple[int, int]:
-    try:
-        ny, nx = (int(v) for v in shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be (rows, cols) in pixels, got {shape!r}") from None
-    if ny < 1 or nx < 1 or (ny, nx) != tuple(shape):
-        raise ValueError(f"{name} must be two positive integers (pixels), got {shape!r}")
-    return ny, nx
-
-
 def sampling_operator(
     config: FaceplateConfig, *, dx_um: float, shape: tuple[int, int]
 ) -> sp.csr_matrix:
@@ -151,8 +132,8 @@ def sampling_operator(
     -------
     (n_fibers, ny * nx) float64 CSR, indexed by input fiber (row-major).
     """
-    dx = _check_pos("dx_um", dx_um, "µm")
-    ny, nx = _check_shape("shape", shape)
+    dx = positive("dx_um", dx_um, "µm")
+    ny, nx = int_pair("shape", shape, "image-plane samples ny, nx")
     centers = config.site_centers_um()
     d, c, a = disk_grid_overlap(
         centers,
@@ -269,8 +250,8 @@ def coupling_operator(
     -------
     (H * W, n_sites) float64 CSR; pixel index ``row * W + col`` (row 0 on top), sites row-major.
     """
-    p = _check_pos("pixel_pitch_um", pixel_pitch_um, "µm")
-    h, w = _check_shape("sensor_shape", sensor_shape)
+    p = positive("pixel_pitch_um", pixel_pitch_um, "µm")
+    h, w = int_pair("sensor_shape", sensor_shape, "sensor pixels H, W")
     m = float(magnification)
     if not (math.isfinite(m) and m != 0.0):
         raise ValueError(f"magnification must be a finite non-zero number, got {magnification}")

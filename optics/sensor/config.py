@@ -12,12 +12,14 @@ from collections.abc import Mapping
 from os import PathLike
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
+
+from keycam.config import ConfigModel
 
 __all__ = ["PRESETS", "SensorConfig"]
 
 
-class SensorConfig(BaseModel):
+class SensorConfig(ConfigModel):
     """Parameters of a CMOS sensor and its ADC in EMVA 1288 terms.
 
     All fields are validated when the model is built; a bad value raises a pydantic
@@ -27,8 +29,6 @@ class SensorConfig(BaseModel):
     ``SensorConfig.model_validate({**config.model_dump(), **changes})``. The JSON schema is
     ``SensorConfig.model_json_schema()``.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     width_px: int = Field(ge=1, le=65536, description="Active width in pixels (columns).")
     height_px: int = Field(ge=1, le=65536, description="Active height in pixels (rows).")

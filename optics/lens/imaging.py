@@ -55,11 +55,12 @@ import numpy as np
 import scipy.fft
 import scipy.sparse as sp
 
-from optics.diffraction import otf_radial
-from optics.distortion import undistort_normalized
-from optics.lens import LensConfig, _positive
-from optics.lens import psf as _sampled_lens_psf
-from optics.radiometry import image_irradiance_w_m2, photons_per_joule
+from keycam.validation import int_pair, positive
+from optics.lens.config import LensConfig, resolve_wavelength
+from optics.lens.diffraction import otf_radial
+from optics.lens.distortion import undistort_normalized
+from optics.lens.model import psf as _sampled_lens_psf
+from optics.lens.radiometry import image_irradiance_w_m2, photons_per_joule
 
 __all__ = ["PSF_NEGLIGIBLE_OTF", "form_image", "image_operator", "psf_is_negligible", "psf_kernel"]
 
@@ -78,7 +79,7 @@ def _check_psf_args(psf_mode: str, psf_energy: float) -> None:
 
 def psf_is_negligible(lens: LensConfig, *, dx_um: float, wavelength_nm: float) -> bool:
     """True if the OTF is ≥ 0.9 up to the Nyquist frequency ``1/(2 dx)`` of the sample grid."""
-    dx = _positive("dx_um", dx_um, "µm")
+    dx = positive("dx_um", dx_um, "µm")
     lambda_n_um = wavelength_nm * 1e-3 * lens.working_f_number
     s_nyq = min(1.0, lambda_n_um / (2.0 * dx))
     s = np.linspace(0.0, s_nyq, 513)
@@ -119,11 +120,9 @@ def psf_kernel(
     kernel : (2R+1, 2R+1) float64 array, sums to 1, centred at ``(R, R)``
         Pixel-integrated PSF cut to the smallest centred square holding ``psf_energy`` of it.
     """
-    from optics.lens import _wavelength
-
     _check_psf_args("on", psf_energy)
-    dx = _positive("dx_um", dx_um, "µm")
-    return _kernel_cached(lens, dx, _wavelength(lens, wavelength_nm), float(psf_energy))
+    dx = positive("dx_um", dx_um, "µm")
+    return _kernel_cached(lens, dx, resolve_wavelength(lens, wavelength_nm), float(psf_energy))
 
 
 def _undistort_grid(
@@ -232,18 +231,6 @@ def _photons_per_unit(
     return e * pitch_m**2 * photons_per_joule(wl)
 
 
-def _pair(name: str, value: object, what: str) -> tuple[int, int]:
-    try:
-        a, b = value  # type: ignore[misc]
-        ia, ib = int(a), int(b)
-        ok = ia == a and ib == b and ia >= 1 and ib >= 1
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"{name} must be two positive integers ({what}), got {value!r}")
-    return ia, ib
-
-
 def _validate(
     lens: LensConfig,
     scene_shape: object,
@@ -260,9 +247,9 @@ def _validate(
         fov = math.nan
     if not (math.isfinite(fov) and 0.0 < fov < 180.0):
         raise ValueError(f"scene_fov_deg must lie in (0, 180) degrees, got {fov_deg!r}")
-    dx = _positive("dx_um", dx_um, "µm")
-    ny, nx = _pair("shape", shape, "image-plane samples ny, nx")
-    h, w = _pair("scene_shape", scene_shape, "scene pixels H, W")
+    dx = positive("dx_um", dx_um, "µm")
+    ny, nx = int_pair("shape", shape, "image-plane samples ny, nx")
+    h, w = int_pair("scene_shape", scene_shape, "scene pixels H, W")
     try:
         rad = float(radiance)
     except (TypeError, ValueError):
