@@ -1,27 +1,28 @@
 """From a :class:`sim.camera.Camera` to what a key-net needs: public readouts and ``A_s, b_s``.
 
 The output-face geometry (which pixels sit behind which output site) and the sensor's
-calibration are public, so binning a frame into per-site readouts is a public step
-(PHYSICS.md §5): remove the sensor's per-pixel offset and gain, then take the least-squares
-flux of every site through the coupling operator ``K``::
+calibration are public, so binning a frame into per-site readouts is a public step: remove
+the sensor's per-pixel offset and gain, then take the least-squares flux of every site
+through the coupling operator ``K``::
 
     r = (Kᵀ K)⁻¹ Kᵀ (y − offset) / gain            (photons per exposure and site)
 
-:class:`PublicReadout` does this for many frames with one factorisation (the same estimate as
-``Camera.readout``, without its regularisation when ``Kᵀ K`` is invertible, so that
-``R K = I`` holds to rounding). :func:`input_operator` composes it with the camera's operator
-and the digit-to-scene embedding into ``r = A_s d + b_s``: the secret part (routing,
-transmission, stray light) together with the public lens and sampling.
+:class:`PublicReadout` does this for many frames with the camera's own per-site readout
+(:class:`optics.faceplate.SiteReadout`, factorised once; ``R K = I`` holds to rounding).
+:func:`input_operator` composes the digit-to-scene embedding with the camera's signal
+pipeline and the readout into ``r = A_s d + b_s``: the secret part (routing, transmission,
+stray light) together with the public lens and sampling.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from keycam.cli import progress
+from optics.faceplate import SiteReadout
 from sim.camera import Camera
+from sim.pipeline import AffineStage, Pipeline
 from sim.scene import area_matrix, fit_to_aspect
 
 from .keying import InputOperator
@@ -47,21 +48,12 @@ class PublicReadout:
         self.gain = np.asarray(gain, dtype=np.float64).ravel()
         self.offset = np.asarray(offset, dtype=np.float64).ravel()
         self.frame_shape = tuple(camera.frame_shape)
-        k = sp.csr_matrix(camera.coupling_operator, dtype=np.float64)
-        self._kt = k.T.tocsr()
-        normal = (self._kt @ k).tocsc()
-        try:
-            self._lu = spla.splu(normal)
-            if not np.all(np.isfinite(self._lu.solve(np.ones(normal.shape[0])))):
-                raise RuntimeError("singular")
-        except RuntimeError:
-            lam = ridge * float(normal.diagonal().mean())
-            self._lu = spla.splu((normal + lam * sp.identity(normal.shape[0])).tocsc())
+        self._sites = SiteReadout(camera.coupling_operator, ridge=ridge)
 
     @property
     def n_sites(self) -> int:
         """Number of output sites."""
-        return int(self._kt.shape[0])
+        return self._sites.n_sites
 
     def photons(self, frames: np.ndarray) -> np.ndarray:
         """``(N, n_pixels)`` photons per pixel: ``(y − offset) / gain`` of ``(N, H, W)`` frames."""
@@ -76,12 +68,11 @@ class PublicReadout:
 
     def solve(self, photons: np.ndarray) -> np.ndarray:
         """Least-squares site flux for photons per pixel ``(N, n_pixels)`` → ``(N, n_sites)``."""
-        rhs = np.asarray(self._kt @ np.asarray(photons, dtype=np.float64).T)
-        return self._lu.solve(rhs).T
+        return self._sites.many(photons)
 
     def solve_columns(self, photons: sp.spmatrix) -> np.ndarray:
         """Least-squares site flux for each column of a sparse ``(n_pixels, m)`` matrix."""
-        return self._lu.solve(np.asarray((self._kt @ sp.csc_matrix(photons)).toarray()))
+        return self._sites.solve_columns(photons)
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         """Readouts ``(N, n_sites)`` of frames ``(N, H, W)`` (DN, any numeric dtype)."""
@@ -107,12 +98,13 @@ def digit_embedding(scene_shape: tuple[int, int]) -> sp.csr_matrix:
 def input_operator(camera: Camera, *, exposure_s: float, readout: PublicReadout) -> InputOperator:
     """``A_s, b_s`` with ``readout(E[frame of digit d]) = A_s d + b_s`` (photons per exposure).
 
-    Composes the camera's affine operator at ``exposure_s`` (DN per scene value) with the
-    digit embedding and the public readout. Its secret is the camera's key; treat the result
-    like the key itself (it is only ever fused into a key-net's first layer).
+    The digit embedding followed by the camera's signal pipeline at ``exposure_s`` (DN per
+    digit value), composed, then the public readout. Its secret is the camera's key; treat the
+    result like the key itself (it is only ever fused into a key-net's first layer).
     """
-    a, b = camera.operator(float(exposure_s))
-    a_digit = sp.csr_matrix(a @ digit_embedding(camera.scene_shape))
+    embed = AffineStage("digit", digit_embedding(camera.scene_shape), None, "28x28 digit -> scene")
+    chain = Pipeline([embed, *camera.signal_pipeline(float(exposure_s))])
+    a_digit, b = chain.operator()
     scaled = sp.diags(1.0 / readout.gain) @ a_digit  # photons per pixel per unit digit value
     a_s = readout.solve_columns(scaled)  # (n_sites, 784)
     b_s = readout.solve(((b - readout.offset) / readout.gain)[None, :])[0]

@@ -1,6 +1,6 @@
 """The keycam camera: lens -> keyed fiber faceplate -> relay/butt coupling -> CMOS sensor.
 
-Everything optical is one affine map on light (DESIGN.md). For a scene ``x`` on the camera's
+Everything optical is one affine map on light. For a scene ``x`` on the camera's
 scene grid (``config.scene.shape_px``, row-major, linear values, 1.0 = the configured
 radiance) the mean photons reaching the sensor pixels during an exposure ``t`` are ::
 
@@ -16,9 +16,12 @@ with the stages, each a ``scipy.sparse`` CSR matrix built once in the constructo
         (the public output-face geometry)
 
 and the sensor turns photons into DN as ``gain ⊙ photons + offset`` (EMVA 1288, before
-rounding and clipping; :meth:`optics.sensor.Sensor.affine`). :meth:`Camera.operator` returns
-that composition as ``(A, b)`` in DN, and the mean of many :meth:`Camera.capture` frames equals
-``A x + b`` wherever nothing clips.
+rounding and clipping; :meth:`optics.sensor.Sensor.affine`). The chain is a
+:class:`sim.pipeline.Pipeline` of named stages (:attr:`Camera.pipeline`: ``lens``,
+``sampling``, ``transfer``, ``coupling`` and, for a colour sensor, ``colour_filter``);
+:meth:`Camera.signal_pipeline` appends the sensor's affine map for an exposure, and
+:meth:`Camera.operator` returns its composition as ``(A, b)`` in DN. The mean of many
+:meth:`Camera.capture` frames equals ``A x + b`` wherever nothing clips.
 
 Scenes of any size are first centre-cropped to the grid's aspect ratio and area-resampled
 onto the grid (:func:`sim.scene.prepare_scene`). A monochrome sensor (``colour = "mono"``)
@@ -30,18 +33,20 @@ channel has its own lens operator and reaches only the pixels of its colour filt
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from optics.faceplate import Key, keygen, site_readout, transfer_operator
+from optics.faceplate import Key, SiteReadout, keygen, transfer_operator
 from optics.faceplate import unscramble as _unscramble
 from optics.sensor import Sensor
 from sim.colour import prepare_colour_scene
 from sim.config import CameraConfig, load_config
+from sim.pipeline import AffineStage, Pipeline
 from sim.scene import prepare_scene
-from sim.stages import build_public_stages, check_key
+from sim.stages import PublicStages, build_public_stages, check_key
 
 __all__ = ["Camera", "CameraConfig", "load_config"]
 
@@ -81,7 +86,9 @@ class Camera:
         A key for another lattice (the message names both lattices).
     """
 
-    def __init__(self, config: CameraConfig, key: Key | None = None, *, _parts: dict | None = None):
+    def __init__(
+        self, config: CameraConfig, key: Key | None = None, *, _parts: PublicStages | None = None
+    ) -> None:
         if not isinstance(config, CameraConfig):
             raise TypeError(f"config must be a CameraConfig, got {type(config).__name__}")
         if key is None:
@@ -91,17 +98,16 @@ class Camera:
         self.key: Key = key
         parts = _parts if _parts is not None else build_public_stages(self.config)
         self._parts = parts
-        self.sensor: Sensor = parts["sensor"]
-        self.lens_operators: tuple[sp.csr_matrix, ...] = parts["L"]
-        self.sampling_operator: sp.csr_matrix = parts["S"]
-        self.coupling_operator: sp.csr_matrix = parts["K"]
+        self.sensor: Sensor = parts.sensor
+        self.lens_operators: tuple[sp.csr_matrix, ...] = parts.lens
+        self.sampling_operator: sp.csr_matrix = parts.sampling
+        self.coupling_operator: sp.csr_matrix = parts.coupling
         t, bias = transfer_operator(key)
         self.transfer_operator: sp.csr_matrix = t
         self.transfer_bias: np.ndarray = bias
-        self._sl: tuple[sp.csr_matrix, ...] = parts["SL"]  # per channel: scene -> fibers
-        self._masks: np.ndarray = parts["masks"]  # (n_channels, n_pixels) colour filters
-        self._fiber_operator: sp.csr_matrix | None = None
         self._bias_rate = np.asarray(self.coupling_operator @ bias)  # photons/s per pixel
+        # The form frames are computed with: lens and sampling fused (far fewer operations).
+        self._fast = parts.pipeline(t, self._bias_rate, fused=True)
         self._gain_e = (
             self.sensor.affine(1.0)[0] / self.sensor.config.system_gain_dn_per_e
         ).ravel()
@@ -160,17 +166,46 @@ class Camera:
     @property
     def sample_shape(self) -> tuple[int, int]:
         """(ny, nx) of the image-plane sample grid on the input face."""
-        return self._parts["sample_shape"]
+        return self._parts.sample_shape
 
     @property
     def sample_pitch_um(self) -> float:
         """Image-plane sample pitch on the input face, µm."""
-        return self._parts["dx_um"]
+        return self._parts.dx_um
 
     @property
     def n_channels(self) -> int:
         """Scene channels the sensor records: 1 (mono) or 3 (RGGB Bayer)."""
-        return len(self._sl)
+        return self._parts.n_channels
+
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        """The camera's light path as named affine stages: scene grid -> photons/s per pixel.
+
+        Stages ``lens``, ``sampling``, ``transfer`` (the key), ``coupling`` (plus the routed
+        stray light) and, on a colour sensor, ``colour_filter``. The input is the scene grid
+        row-major, channels side by side (R, G, B); the output is photons/s per pixel,
+        row-major. ``camera.pipeline.upto("transfer").apply(x)`` is the light leaving each
+        output site.
+        """
+        return self._parts.pipeline(self.transfer_operator, self._bias_rate, fused=False)
+
+    def _sensor_stage(self, exposure_s: float) -> AffineStage:
+        gain, offset = self.sensor.affine(exposure_s)
+        return AffineStage(
+            "sensor",
+            sp.diags(gain.ravel() * exposure_s, format="csr"),
+            offset.ravel(),
+            "photons/s per pixel -> mean DN over the exposure (EMVA 1288 gain and offset)",
+        )
+
+    def signal_pipeline(self, exposure_s: float | None = None) -> Pipeline:
+        """:attr:`pipeline` followed by the sensor: scene grid -> mean DN for an exposure.
+
+        ``exposure_s`` defaults as in :meth:`operator`.
+        """
+        t = self.exposure_for(None) if exposure_s is None else float(exposure_s)
+        return self.pipeline.then(self._sensor_stage(t))
 
     @property
     def lens_operator(self) -> sp.csr_matrix:
@@ -198,10 +233,14 @@ class Camera:
         ``n_in`` is ``rows * cols`` per channel, channels side by side (R, G, B). Built on
         first use (it has many more non-zeros than its factors).
         """
-        if self._fiber_operator is None:
-            t = self.transfer_operator
-            self._fiber_operator = sp.hstack([t @ sl for sl in self._sl], format="csr")
-        return self._fiber_operator
+        return self._fiber_operator_cached
+
+    @cached_property
+    def _fiber_operator_cached(self) -> sp.csr_matrix:
+        a, _ = self._fast.upto("transfer").operator()
+        n = self.transfer_operator.shape[0]
+        # Colour: the channels' light adds up at the output sites.
+        return sp.csr_matrix(sum(a[c * n : (c + 1) * n] for c in range(self.n_channels)))
 
     def _channels(self, scene: np.ndarray) -> np.ndarray:
         """Scene -> (n_channels, rows * cols) values on the grid."""
@@ -211,16 +250,8 @@ class Camera:
     # ------------------------------------------------------------------ mean signal
     def photon_rate(self, scene: np.ndarray) -> np.ndarray:
         """Mean photons per second on each pixel, (H, W) float64 (scene of any size)."""
-        x = self._channels(scene)
-        # Applied stage by stage: far fewer operations than the fused product.
-        fib = [self.transfer_operator @ (sl @ xc) for sl, xc in zip(self._sl, x, strict=True)]
-        if self.n_channels == 1:
-            rate = self.coupling_operator @ fib[0]
-        else:
-            pix = self.coupling_operator @ np.stack(fib, axis=1)  # (n_pixels, n_channels)
-            rate = np.einsum("pc,cp->p", pix, self._masks)
-        rate += self._bias_rate
-        return rate.reshape(self.frame_shape)
+        # Applied stage by stage: far fewer operations than the composed operator.
+        return self._fast.apply(self._channels(scene).reshape(-1)).reshape(self.frame_shape)
 
     def exposure_for(self, scene: np.ndarray | None = None) -> float:
         """Exposure in seconds the camera uses for ``scene``.
@@ -272,16 +303,7 @@ class Camera:
         applies the stages one after another instead.
         """
         t = self.exposure_for(None) if exposure_s is None else float(exposure_s)
-        gain, offset = self.sensor.affine(t)
-        g = gain.ravel() * t
-        k = self.coupling_operator
-        t_op = self.transfer_operator
-        blocks = [
-            sp.diags(g * m) @ (k @ (t_op @ sl)) for m, sl in zip(self._masks, self._sl, strict=True)
-        ]
-        a = sp.hstack(blocks, format="csr")
-        b = offset.ravel() + g * self._bias_rate
-        return a, b
+        return self._fast.then(self._sensor_stage(t)).operator()
 
     # ------------------------------------------------------------------ frames
     def capture(
@@ -335,10 +357,20 @@ class Camera:
         """
         gain, offset = self.sensor.affine(exposure_s)
         photons = ((np.asarray(frame, dtype=np.float64) - offset) / gain).ravel()
+        if self.n_channels == 1:
+            return self._site_readouts[0](photons)
+        return np.stack(
+            [r(photons * m) for r, m in zip(self._site_readouts, self._parts.masks, strict=True)],
+            axis=1,
+        )
+
+    @cached_property
+    def _site_readouts(self) -> tuple[SiteReadout, ...]:
+        """One public per-site readout per colour channel (factorised once)."""
         k = self.coupling_operator
         if self.n_channels == 1:
-            return site_readout(photons, k)
-        return np.stack([site_readout(photons * m, sp.diags(m) @ k) for m in self._masks], axis=1)
+            return (SiteReadout(k),)
+        return tuple(SiteReadout(sp.diags(m) @ k) for m in self._parts.masks)
 
     def unscramble(self, frame: np.ndarray, *, exposure_s: float) -> np.ndarray:
         """Authorised view: the picture on the input lattice, recovered with the key.

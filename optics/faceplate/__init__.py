@@ -28,7 +28,8 @@ Modules: :mod:`~optics.faceplate.config` (:class:`FaceplateConfig`), :mod:`~opti
 (:class:`Key`, :func:`keygen`), :mod:`~optics.faceplate.lattice` (site geometry, block
 permutations, crosstalk), :mod:`~optics.faceplate.keyfile` (the secret key file format),
 :mod:`~optics.faceplate.operators` (image-plane sampling, the faceplate's transfer, coupling to
-the sensor) and :mod:`~optics.faceplate.unscramble` (site readout, the authorised inverse).
+the sensor) and :mod:`~optics.faceplate.readout` (the public per-site readout of a frame) and
+:mod:`~optics.faceplate.unscramble` (the authorised inverse).
 """
 
 from optics.faceplate.config import FaceplateConfig
@@ -39,12 +40,14 @@ from optics.faceplate.operators import (
     transfer_factors,
     transfer_operator,
 )
-from optics.faceplate.unscramble import scramble, site_readout, unscramble
+from optics.faceplate.readout import SiteReadout, site_readout
+from optics.faceplate.unscramble import scramble, unscramble
 
 __all__ = [
     "FaceplateConfig",
     "Key",
     "KeyFileError",
+    "SiteReadout",
     "coupling_operator",
     "keygen",
     "sampling_operator",

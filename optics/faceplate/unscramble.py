@@ -2,8 +2,6 @@
 
 - :func:`scramble` — what the output face shows for a picture on the input lattice
   (``T x + bias``, noise-free), arranged on the output lattice.
-- :func:`site_readout` — least-squares flux of every output site from a sensor frame, given
-  the (public) coupling operator.
 - :func:`unscramble` — frame or per-site readout → picture on the input lattice, with the key.
 
 Shapes: pictures on a lattice are ``(rows, cols)`` (row 0 on top, row-major sites); per-site
@@ -21,10 +19,10 @@ import scipy.sparse.linalg as spla
 from optics.faceplate import lattice as _lat
 from optics.faceplate.key import Key
 from optics.faceplate.operators import transfer_operator
+from optics.faceplate.readout import site_readout
 
-__all__ = ["fill_from_neighbours", "scramble", "site_readout", "unscramble"]
+__all__ = ["fill_from_neighbours", "scramble", "unscramble"]
 
-_SPLU_MAX = 40_000  # direct factorisation up to this many sites, conjugate gradients beyond
 
 
 def _lattice_vector(data: np.ndarray, key: Key, name: str) -> np.ndarray:
@@ -59,49 +57,6 @@ def scramble(image: np.ndarray, key: Key, *, bias_scale: float = 1.0) -> np.ndar
     x = _lattice_vector(image, key, "image")
     t, b = transfer_operator(key)
     return (t @ x + bias_scale * b).reshape(key.config.rows, key.config.cols)
-
-
-def site_readout(frame: np.ndarray, coupling: sp.spmatrix, *, ridge: float = 1e-6) -> np.ndarray:
-    """Least-squares flux of every output site from a sensor frame.
-
-    Solves ``(Cᵀ C + λ I) s = Cᵀ y`` with ``λ = ridge × mean(diag(Cᵀ C))``. This step uses only
-    the public output-face geometry (the coupling), not the key.
-
-    Parameters
-    ----------
-    frame : (H, W) or (H * W,) float
-        Signal per pixel, in the unit of the site flux (offsets such as black level removed).
-    coupling : (H * W, n_sites) sparse
-        From :func:`optics.faceplate.operators.coupling_operator`.
-    ridge : float
-        Relative Tikhonov regularisation (>= 0); keeps sites that barely reach the sensor finite.
-
-    Returns
-    -------
-    (n_sites,) float64
-    """
-    c = sp.csr_matrix(coupling, dtype=np.float64)
-    y = np.asarray(frame, dtype=np.float64).reshape(-1)
-    if y.size != c.shape[0]:
-        raise ValueError(
-            f"frame has {y.size} pixels but the coupling operator expects {c.shape[0]}"
-        )
-    if not (math.isfinite(ridge) and ridge >= 0):
-        raise ValueError(f"ridge must be >= 0, got {ridge}")
-    ct = c.T.tocsr()
-    normal = (ct @ c).tocsc()
-    diag = normal.diagonal()
-    lam = ridge * float(diag.mean()) if diag.size else 0.0
-    lam = max(lam, 1e-300)
-    normal = normal + lam * sp.identity(normal.shape[0], format="csc")
-    rhs = ct @ y
-    if normal.shape[0] <= _SPLU_MAX:
-        return spla.splu(normal).solve(rhs)
-    pre = sp.diags(1.0 / (diag + lam))
-    sol, info = spla.cg(normal, rhs, rtol=1e-10, atol=0.0, maxiter=2000, M=pre)
-    if info != 0:
-        raise ValueError("site_readout did not converge; increase ridge")
-    return sol
 
 
 def _solve_row_stochastic(m: sp.csr_matrix, b: np.ndarray) -> np.ndarray:
