@@ -24,7 +24,6 @@ from optics.faceplate.readout import site_readout
 __all__ = ["fill_from_neighbours", "scramble", "unscramble"]
 
 
-
 def _lattice_vector(data: np.ndarray, key: Key, name: str) -> np.ndarray:
     cfg = key.config
     a = np.asarray(data, dtype=np.float64)
