@@ -15,8 +15,8 @@ import argparse
 import json
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from keynet._threads import single_thread_blas
 from keynet.dataset import load_split
 from keynet.keying import key_network, plain_nbytes
 from keynet.readout import PublicReadout, input_operator
@@ -35,7 +35,7 @@ def main() -> None:
 
     split = load_split()
     net, epoch_s = train(split, TrainConfig(epochs=args.epochs, seed=0), quiet=True)
-    with single_thread_blas():
+    with threadpool_limits(limits=1, user_api="blas"):
         camera = Camera(load_config(default_camera_path()))
         exposure = camera.exposure_for(None)
         readout = PublicReadout(camera, exposure_s=exposure)

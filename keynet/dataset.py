@@ -14,7 +14,6 @@ import numpy as np
 
 __all__ = ["Split", "data_fingerprint", "load_digits", "load_split"]
 
-N_PER_CLASS = 500
 TEST_EVERY = 5  # within each digit, positions 4, 9, 14, ... are test images
 
 

@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from keycam.cli import progress
 
-from ._threads import single_thread_blas
 from .dataset import Split, data_fingerprint
 from .layers import SoftmaxCrossEntropy
 from .network import LeNet, load_lenet
@@ -103,7 +103,7 @@ def train(
     n = len(y_all)
     starts = range(0, n, config.batch)
     epoch_seconds: list[float] = []
-    with single_thread_blas():
+    with threadpool_limits(limits=1, user_api="blas"):
         for epoch in range(config.epochs):
             t0 = time.perf_counter()
             lr = config.lr * config.lr_decay**epoch

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from keycam.cli import ArgumentParser, CLIError, run
 from keycam.fileio import write_bytes_atomic
 
-from ._threads import single_thread_blas
 from .dataset import load_split
 from .keying import key_network, plain_nbytes
 from .train import TrainConfig, train_or_load
@@ -102,7 +102,7 @@ def verify(
     split = load_split()
     take = np.sort(np.argsort(np.arange(1000) % 100, kind="stable")[:n_digits])  # stratified
     x, y = split.x_test[take], split.y_test[take]
-    with single_thread_blas():
+    with threadpool_limits(limits=1, user_api="blas"):
         net, cached = train_or_load(split, tcfg, quiet=quiet)
         camera = Camera(config)
         conventional = camera.conventional()
