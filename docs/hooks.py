@@ -3,8 +3,8 @@
 ``on_pre_build`` runs before MkDocs collects the pages, so a figure written here into
 ``docs/_generated/`` (git-ignored) is published like any other file:
 
-- ``_generated/pipeline.png`` — scene → encrypted frame → authorised view → conventional
-  camera, photographed with the default camera (start page).
+- ``_generated/pipeline.png`` — the default camera's pipeline stage by stage (read off
+  ``Camera.pipeline``), the raw frame and the authorised view (start page).
 
 The tutorials are executed by mkdocs-jupyter in a Jupyter kernel started from this process,
 so the environment set here reaches them: their PNG copies go to a temporary folder (not into
@@ -48,8 +48,6 @@ def pipeline_png() -> bytes:
     rng = np.random.default_rng(1)
     frame = camera.capture(scene, rng=rng, exposure_s=exposure_s)
     view = camera.unscramble(frame, exposure_s=exposure_s)
-    conventional = camera.conventional()
-    plain = conventional.capture(scene, rng=rng, exposure_s=exposure_s)
 
     def display(values: np.ndarray) -> np.ndarray:
         v = np.nan_to_num(np.asarray(values, dtype=np.float64))
@@ -57,19 +55,35 @@ def pipeline_png() -> bytes:
         hi = np.percentile(v, 99.5)
         return linear_to_srgb(v / hi) if hi > 0 else np.zeros_like(v)
 
-    panels = [
-        (scene, "scene"),
-        (frame, "encrypted frame (raw DN)"),
-        (view, "authorised view (with the key)"),
-        (plain, "same optics, coherent faceplate"),
-    ]
-    fig = Figure(figsize=(12, 3.4), layout="constrained")
-    axes = fig.subplots(1, len(panels))
-    for ax, (img, title) in zip(axes, panels, strict=True):
-        ax.imshow(display(img), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(title)
-        ax.set_axis_off()
+    # Every stage of the camera's pipeline, read off where it ends.
     fp = camera.config.faceplate
+    shapes = {
+        "lens": camera.sample_shape,
+        "sampling": (fp.rows, fp.cols),
+        "transfer": (fp.rows, fp.cols),
+        "coupling": camera.frame_shape,
+    }
+    titles = {
+        "lens": "after the lens (input face)",
+        "sampling": "light into each fiber",
+        "transfer": "light out of each site (keyed)",
+        "coupling": "photons on the sensor",
+    }
+    x = scene.ravel()
+    panels = [(scene, "scene")]
+    for name in camera.pipeline.names:
+        out = camera.pipeline.upto(name).apply(x)
+        panels.append((out.reshape(shapes[name]), titles[name]))
+    panels += [(frame, "raw frame (DN)"), (view, "authorised view (with the key)")]
+    cols = (len(panels) + 1) // 2
+    fig = Figure(figsize=(3.2 * cols, 7.0), layout="constrained")
+    axes = fig.subplots(2, cols).ravel()
+    for ax in axes[len(panels) :]:
+        ax.set_axis_off()
+    for ax, (img, title) in zip(axes, panels, strict=False):
+        ax.imshow(display(img), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize=10)
+        ax.set_axis_off()
     fig.suptitle(
         f"default camera: {fp.rows} × {fp.cols} fibers, {fp.block_size} × {fp.block_size} "
         f"key blocks (permuted), {frame.shape[0]} × {frame.shape[1]} px sensor"

@@ -1,4 +1,4 @@
-"""Manufacturability checks of routed fibers (PHYSICS.md §4), each with its worst case.
+"""Manufacturability checks of routed fibers, each with its worst case (models.md: Fabrication).
 
 Checks (all on the printed polylines of :mod:`fabrication.sampling`):
 

@@ -1,7 +1,7 @@
 """Permutation algorithms behind the router: three-phase grid decomposition and lane passes.
 
 Every permutation of an ``R × C`` grid is the product of three line shuffles: one inside
-every column, one inside every row, one inside every column again (PHYSICS.md §4). The
+every column, one inside every row, one inside every column again (models.md: Fabrication). The
 intermediate row of each fiber is a colour of a proper edge colouring of the bipartite
 multigraph *source column → target column*, which is ``R``-regular and therefore splits into
 ``R`` perfect matchings (König). Each matching is found with Hopcroft–Karp

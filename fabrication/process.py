@@ -1,4 +1,4 @@
-"""Printing processes: what a printer and a material allow (PHYSICS.md §4).
+"""Printing processes: what a printer and a material allow (models.md: Fabrication).
 
 Two presets: ``"resin"`` (cores printed in clear resin inside a lower-index resin matrix) and
 ``"fdm"`` (a printed scaffold with channels into which plastic optical fiber is threaded; the
@@ -133,8 +133,8 @@ class ProcessConfig(ConfigModel):
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Clear resin cores (0.6 mm) in a low-index (fluorinated) resin matrix, NA ≈ 0.62;
-    # PHYSICS.md §4 limits. With a weaker index step (n_clad ≳ 1.47) the §4 criterion strips
-    # every ray at the 10 mm bends, so the matrix index matters.
+    # limits of models.md (Fabrication). With a weaker index step (n_clad ≳ 1.47) the bend-loss
+    # criterion strips every ray at the 10 mm bends, so the matrix index matters.
     "resin": {
         "name": "resin",
         "core_diameter_mm": 0.6,

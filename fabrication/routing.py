@@ -190,7 +190,7 @@ def lower_bound_mm(
     """Straight-line lower bound ``√2 (D − 1) · pitch / tan θ`` and ``D`` (sites).
 
     ``D`` is the block size for a key that stays inside its blocks, otherwise one more than
-    the largest per-axis displacement of any fiber, in sites (PHYSICS.md §4).
+    the largest per-axis displacement of any fiber, in sites (models.md: Fabrication).
     """
     routing = np.asarray(routing)
     r0, c0 = np.divmod(np.arange(routing.size), cols)

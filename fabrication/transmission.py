@@ -1,10 +1,12 @@
-"""Per-fiber transmission of the printed device, from its geometry (PHYSICS.md §3, §4).
+"""Per-fiber transmission of the printed device, from its geometry.
+
+Models and sources: models.md (Faceplate, Fabrication).
 
 ``T = T_attenuation · T_bend · T_fresnel`` for each fiber:
 
 - attenuation over the fiber's printed length ``L``: ``10^(−α L / 10)``, α in dB/cm;
 - bend loss at the fiber's tightest bend ``R``: a ray at angle ψ to the axis stays guided if
-  ``R ≥ a (cos ψ + n2/n1)/(cos ψ − n2/n1)`` with ``a`` the core radius (PHYSICS.md §4), i.e.
+  ``R ≥ a (cos ψ + n2/n1)/(cos ψ − n2/n1)`` with ``a`` the core radius, i.e.
   up to ``cos ψ_R = (n2/n1)(R + a)/(R − a)``; with the acceptance cone uniformly filled
   (Lambertian within the NA) the retained fraction is the solid-angle ratio
   ``(1 − cos ψ_R)/(1 − n2/n1)`` (modes stripped at the tightest bend stay lost);

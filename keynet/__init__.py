@@ -3,7 +3,7 @@
 A key-net runs on a keyed camera's encrypted frames (after the public per-fiber readout) and
 gives the same logits the plain network gives on the plain digits: its first layer absorbs
 the secret part of the camera's affine operator fused with the first convolution, and every
-hidden layer carries a random positive monomial key (see PHYSICS.md §5).
+hidden layer carries a random positive monomial key (see models.md (Key-nets)).
 
 Modules
 -------

@@ -1,6 +1,6 @@
 """Key-nets: a trained :class:`~keynet.network.LeNet` rewritten to run on encrypted readouts.
 
-Following Byrne, DeCann & Bloom (BMVC 2020) and PHYSICS.md §5. The camera maps a digit ``d``
+Following Byrne, DeCann & Bloom (BMVC 2020) and models.md (Key-nets). The camera maps a digit ``d``
 (784 values in [0, 1], row-major) to per-site readouts (after the *public* binning of sensor
 pixels into output sites)::
 
@@ -27,7 +27,7 @@ itself monomial and ``Ŵ1`` has exactly the non-zeros of the stride-2 6×6 map `
 A key-net file holds no key array, but it is not a safe: the sparsity pattern of ``Ŵ1`` is
 the convolution's, permuted by the routing, so it tells which readout sites are neighbours,
 and with the shared weights of ``M`` (equal up to the per-site transmission) the routing and
-gains can be recovered from the public key-net alone (PHYSICS.md §5). Hidden-layer keys only
+gains can be recovered from the public key-net alone (models.md: Key-nets). Hidden-layer keys only
 hide the network's own weights.
 """
 

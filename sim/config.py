@@ -4,7 +4,7 @@ A :class:`CameraConfig` is a frozen pydantic model (unknown keys are errors) tha
 TOML with :func:`load_config`; every bad value fails at load time with the field's name.
 ``CameraConfig.model_json_schema()`` (or ``python -m sim.capture --print-schema``) publishes
 its JSON schema. The bundled default camera is ``sim/data/default_camera.toml`` (documented
-inline): the printable 64 × 64-fiber design of PHYSICS.md §6.
+inline): the printable 64 × 64-fiber design of models.md (Coupling).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class SceneConfig(ConfigModel):
 
 
 class CouplingConfig(ConfigModel):
-    """How the faceplate's output face reaches the sensor (PHYSICS.md §6).
+    """How the faceplate's output face reaches the sensor (models.md: Coupling).
 
     ``magnification = 1`` with ``relay_f_number = None`` is butt coupling (the face lies on
     the sensor); ``0 < |m| < 1`` with a relay f-number images the face through a relay lens.

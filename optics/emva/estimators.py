@@ -1,7 +1,7 @@
 """Estimators of the EMVA 1288 standard (Release 4.0, 2021), written for keycam.
 
 Pure functions on frames and on per-step statistics; nothing here knows about the simulated
-sensor, so the same code characterises measured frames. Conventions (PHYSICS.md §1):
+sensor, so the same code characterises measured frames. Conventions (models.md: Sensor):
 
 - mean of a pair ``mu = (mu_0 + mu_1)/2``;
 - temporal variance of a pair ``1/(2NM) sum (y_0 - y_1)^2 - (mu_0 - mu_1)^2 / 2``;

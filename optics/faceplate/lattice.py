@@ -85,7 +85,7 @@ def fill_factor(lattice: LatticeKind, pitch_um: float, core_diameter_um: float) 
     """Fraction of the face area covered by fiber cores (infinite-lattice value).
 
     ``π/4 · (d/s)²`` for a square lattice and ``π/(2√3) · (d/s)² ≈ 0.907 (d/s)²`` for a
-    hexagonal one (PHYSICS.md §3).
+    hexagonal one (models.md: Faceplate).
     """
     _check_kind(lattice)
     if not pitch_um > 0 or not core_diameter_um > 0:
@@ -187,7 +187,7 @@ def crosstalk_matrix(lattice: LatticeKind, rows: int, cols: int, fraction: float
     """Nearest-neighbour coupling matrix ``C`` with ``out = C @ in`` on one face.
 
     Each site keeps ``1 - fraction`` of its own light and receives ``fraction`` from its
-    nearest neighbours, shared equally among them (PHYSICS.md §3: sparse, non-negative,
+    nearest neighbours, shared equally among them (models.md, Faceplate: sparse, non-negative,
     row-normalised). A site without neighbours (1×1 lattice) keeps everything.
 
     Returns

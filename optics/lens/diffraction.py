@@ -1,7 +1,7 @@
 """Incoherent diffraction of a circular pupil with defocus: OTF and pixel-integrated PSF.
 
 Pure functions of the image-side (working) f-number ``N``, the wavelength ``λ`` and the
-defocus coefficient ``W020`` (waves at the edge of the pupil). Formulas follow PHYSICS.md §2:
+defocus coefficient ``W020`` (waves at the edge of the pupil). Formulas follow models.md (Lens):
 
 * cutoff frequency ``ν_c = 1/(λN)``; normalised frequency ``s = ν/ν_c``;
 * in focus, ``OTF(s) = (2/π)[arccos s − s sqrt(1 − s²)]`` (the MTF of a circular pupil);

@@ -3,7 +3,7 @@
 Coordinates are normalised by the image distance: ``x = X / s_i``, ``y = Y / s_i`` (for an object
 at infinity ``s_i = f``), i.e. ``x = tan`` of the field angle along x for an ideal lens. As in
 OpenCV's camera frame, ``x`` points right and ``y`` points **down** in the presented (upright)
-image, so row index grows with ``y``. The forward model (PHYSICS.md §2)::
+image, so row index grows with ``y``. The forward model (models.md: Lens)::
 
     r² = x² + y²,  R = 1 + k1 r² + k2 r⁴ + k3 r⁶
     x_d = x R + 2 p1 x y + p2 (r² + 2 x²)

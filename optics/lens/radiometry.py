@@ -1,11 +1,11 @@
 """Image-plane radiometry: scene radiance → irradiance → photon flux.
 
-PHYSICS.md §2: a lens of working f-number ``N_w`` and transmission ``T`` forms, from a
+models.md (Lens): a lens of working f-number ``N_w`` and transmission ``T`` forms, from a
 Lambertian scene of radiance ``L``, the image irradiance
 
     E = π L T cos⁴θ / (1 + 4 N_w²)            [W m⁻²]
 
-and a sample of area ``A`` receives ``Φ = E A λ / (h c)`` photons per second (PHYSICS.md §1,
+and a sample of area ``A`` receives ``Φ = E A λ / (h c)`` photons per second (models.md (Sensor),
 handy form ``μp = 50.34 · A[µm²] · t[ms] · λ[µm] · E[µW/cm²]``).
 """
 

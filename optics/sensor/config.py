@@ -131,7 +131,7 @@ class SensorConfig(ConfigModel):
 #: ``"imx174"``
 #:     Sony IMX174-like 1/1.2" global-shutter CMOS, 1936 x 1216, 5.86 um pixels, 12-bit.
 #:     QE 0.77 at 525 nm, temporal dark noise 6.8 e-, full well 32.7 ke-: the values of
-#:     PHYSICS.md §1, in line with published EMVA 1288 summaries of IMX174 cameras (FLIR
+#:     models.md (Sensor), in line with published EMVA 1288 summaries of IMX174 cameras (FLIR
 #:     technical note "Sony Pregius global shutter CMOS imaging performance": QE ~76 %,
 #:     6.83 e-, ~32.5 ke-). K = 0.125 DN/e- with a 64 DN black level makes this preset
 #:     ADC-limited ((4095 - 64)/0.125 = 32 248 e- < full well), as is usual. Dark current
@@ -139,9 +139,9 @@ class SensorConfig(ConfigModel):
 #:     values.
 #: ``"imx264"``
 #:     Sony IMX264-like 2/3" small-pixel (3.45 um) Pregius global-shutter CMOS, 2448 x 2048,
-#:     12-bit. QE 0.68 at 525 nm, temporal dark noise 2.3 e-, full well 10.5 ke- (PHYSICS.md
-#:     §1 range "QE 0.6-0.8, sigma_d 2-3 e-, full well ~10 ke-"; same FLIR note: ~65-70 %,
-#:     ~2.2-2.4 e-, ~10.5 ke-). K = 0.36 DN/e- makes this preset full-well-limited
+#:     12-bit. QE 0.68 at 525 nm, temporal dark noise 2.3 e-, full well 10.5 ke- (the usual
+#:     small-pixel range "QE 0.6-0.8, sigma_d 2-3 e-, full well ~10 ke-"; same FLIR note:
+#:     ~65-70 %, ~2.2-2.4 e-, ~10.5 ke-). K = 0.36 DN/e- makes this preset full-well-limited
 #:     (ADC limit 11 197 e-). Dark current (2 e-/s), DSNU (1.0 e-) and PRNU (0.8 %) are
 #:     representative assumptions.
 PRESETS: dict[str, SensorConfig] = {

@@ -1,6 +1,6 @@
 """CMOS sensor and ADC after the EMVA 1288 linear camera model (Release 4.0, 2021).
 
-Per pixel and per frame, in this order (PHYSICS.md §1):
+Per pixel and per frame, in this order (models.md: Sensor):
 
 1. mean photons ``mu_p`` during the exposure (the caller's ``photons`` array);
 2. photo-electrons ``Poisson(eta * mu_p * PRNU_map)`` plus dark electrons
@@ -125,7 +125,7 @@ class Sensor:
 
     @property
     def saturation_e(self) -> float:
-        """Saturation capacity in electrons: ``min(full well, ADC limit)`` (PHYSICS.md §1)."""
+        """Saturation capacity in electrons: ``min(full well, ADC limit)`` (models.md: Sensor)."""
         return min(self.config.full_well_e, self.adc_limit_e)
 
     @property

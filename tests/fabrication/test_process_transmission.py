@@ -60,7 +60,7 @@ def test_process_that_cannot_fit_the_lattice_is_refused() -> None:
 
 
 def test_fresnel_matches_closed_form() -> None:
-    # PHYSICS.md §3: ~4 % per face at n = 1.5
+    # models.md (Faceplate): ~4 % per face at n = 1.5
     assert fresnel_transmission(1.5) == pytest.approx((1 - 0.04) ** 2)
 
 

@@ -40,7 +40,7 @@ def test_monomial_key_algebra() -> None:
     v = rng.normal(size=(3, 7))
     np.testing.assert_allclose(k.inverse_cols(v), v @ np.linalg.inv(a), rtol=1e-12)
     assert np.all(k.scale > 0)
-    # ReLU commutes with a positive monomial matrix (PHYSICS.md §5)
+    # ReLU commutes with a positive monomial matrix (models.md: Key-nets)
     x = rng.normal(size=7)
     np.testing.assert_allclose(np.maximum(a @ x, 0), a @ np.maximum(x, 0), rtol=1e-14)
     # channel key expanded to units equals kron(A_c, I)

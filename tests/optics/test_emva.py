@@ -1,6 +1,6 @@
 """EMVA 1288 estimators and the ``optics.emva`` characterisation command.
 
-Tolerances from PHYSICS.md §1 (128 x 128 sensor, 50 steps): K, QE, sigma_d within 2 %;
+Tolerances from models.md (Sensor) (128 x 128 sensor, 50 steps): K, QE, sigma_d within 2 %;
 DSNU, PRNU within 5 %; dark pair variance K^2 sd^2 + 1/12 within 3 %; dark mean within
 0.05 DN of the black level; saturation capacity 90-100 % of min(full well, ADC limit).
 Monte Carlo over 20 seeds gave spreads (1 sd) of 0.3 % for K, QE, sigma_d, <= 0.7 % for
@@ -139,7 +139,7 @@ def test_estimators_see_a_different_sensor():
 
 
 def test_low_gain_gives_read_noise_upper_bound():
-    # K sigma_d = 0.1 DN: the ADC hides the read noise (PHYSICS.md §1: needs K sd >~ 0.5 DN)
+    # K sigma_d = 0.1 DN: the ADC hides the read noise (models.md, Sensor: needs K sd >~ 0.5 DN)
     cfg = SensorConfig(
         width_px=64,
         height_px=64,

@@ -1,4 +1,7 @@
-"""Faceplate geometry, key generation and linear operators, against closed forms (PHYSICS.md §3)."""
+"""Faceplate geometry, key generation and linear operators, against closed forms.
+
+Sources: models.md (Faceplate).
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Lens model checks against the closed forms of PHYSICS.md §2.
+"""Lens model checks against the closed forms of models.md (Lens).
 
-Tolerances are the ones written in PHYSICS.md §2 unless stated next to a test.
+Tolerances are the ones written in models.md (Lens) unless stated next to a test.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ C = 299_792_458.0  # m/s (SI exact)
 
 
 def mtf_formula(s):
-    """Diffraction MTF of a circular pupil (PHYSICS.md §2)."""
+    """Diffraction MTF of a circular pupil (models.md: Lens)."""
     s = np.asarray(s, float)
     out = (2 / np.pi) * (np.arccos(np.minimum(s, 1)) - s * np.sqrt(np.clip(1 - s * s, 0, None)))
     return np.where(s < 1, out, 0.0)
@@ -141,7 +141,7 @@ def test_analytic_mtf_reference_numbers():
 
 
 def test_defocused_psf_against_pupil_fft():
-    """Independent check of the defocus OTF: |FFT of the defocused pupil|² (PHYSICS.md §2)."""
+    """Independent check of the defocus OTF: |FFT of the defocused pupil|² (models.md: Lens)."""
     w020, m, dp = 3.0, 1024, 128
     y, x = (np.mgrid[:m, :m] - m / 2 + 0.5) / (dp / 2)
     rho2 = x * x + y * y

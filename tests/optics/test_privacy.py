@@ -1,14 +1,14 @@
-"""Privacy of the faceplate key on a natural photograph (PHYSICS.md §3).
+"""Privacy of the faceplate key on a natural photograph (models.md: Faceplate).
 
 The scene is matplotlib's bundled ``grace_hopper.jpg``: sRGB decoded to linear luminance,
 the central square cropped and box-averaged onto the 64 × 64 lattice.
 
 Figures measured with this test's preprocessing (mean over seeds 0–7, local key, total
 Pearson correlation scrambled vs plain): b = 2: 0.83, 4: 0.56, 8: 0.31, 16: 0.16. On the
-sRGB-encoded (gamma) grey image they are 0.87 / 0.67 / 0.44 / 0.30, close to PHYSICS.md's
-0.80 / 0.61 / 0.41 / 0.29: the linear image keeps more of its variance in a few bright
-regions, so less of it survives as block means. With ``permute_blocks`` the total is ≈ 0
-(|r| < 0.1) for every b ≥ 2.
+sRGB-encoded (gamma) grey image they are 0.87 / 0.67 / 0.44 / 0.30, close to the
+0.80 / 0.61 / 0.41 / 0.29 measured on other gamma-encoded 64 x 64 photographs: the linear
+image keeps more of its variance in a few bright regions, so less of it survives as block
+means. With ``permute_blocks`` the total is ≈ 0 (|r| < 0.1) for every b ≥ 2.
 """
 
 from __future__ import annotations

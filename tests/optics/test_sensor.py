@@ -1,6 +1,6 @@
-"""CMOS sensor model against the EMVA 1288 linear model (PHYSICS.md §1).
+"""CMOS sensor model against the EMVA 1288 linear model (models.md: Sensor).
 
-Statistical checks are seeded; tolerances are those of PHYSICS.md §1 and were sized by
+Statistical checks are seeded; tolerances are those of models.md (Sensor) and were sized by
 Monte Carlo runs (observed spreads are several times smaller than the tolerances).
 """
 
@@ -47,7 +47,7 @@ QUIET = dict(shot_noise=False, dark_noise=False, read_noise=False, fixed_pattern
 # --------------------------------------------------------------------------- config
 def test_presets_match_published_figures():
     a, b = PRESETS["imx174"], PRESETS["imx264"]
-    # PHYSICS.md §1: IMX174 5.86 um, FW ~32.7 ke-, sigma_d ~6.8 e-, QE ~0.77, 12 bit
+    # models.md (Sensor): IMX174 5.86 um, FW ~32.7 ke-, sigma_d ~6.8 e-, QE ~0.77, 12 bit
     assert a.pixel_pitch_um == 5.86 and a.bit_depth == 12
     assert a.full_well_e == pytest.approx(32700, rel=0.02)
     assert a.read_noise_e == pytest.approx(6.8, rel=0.02)
@@ -202,7 +202,7 @@ def test_adc_clips_at_both_ends_without_wrapping():
 
 def test_full_well_clip_comes_before_dsnu_and_read_noise():
     # FW = 1000 e-, far below the ADC limit: saturated pixels keep the DSNU offset and the
-    # read noise (stage order of PHYSICS.md §1), so their temporal variance is K^2 sd^2 + 1/12.
+    # read noise (stage order of models.md (Sensor)), so their temporal variance is K^2 sd^2 + 1/12.
     cfg = ideal(full_well_e=1000.0, read_noise_e=5.0, dsnu_e=4.0, black_level_dn=100.0)
     s = Sensor(cfg)
     photons = np.full((8, H, W), 1e6)
