@@ -31,10 +31,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def format_error(exc: BaseException) -> str:
     """One-line description of ``exc`` suitable for ``error: ...``."""
-    try:
-        from pydantic import ValidationError
-    except ImportError:  # pragma: no cover - pydantic is a hard dependency
-        ValidationError = ()  # type: ignore[assignment]
+    from pydantic import ValidationError
+
     if isinstance(exc, ValidationError):
         parts = []
         for err in exc.errors():
@@ -61,16 +59,14 @@ def run(
     ``error:`` line and status 2; Ctrl-C becomes status 130 with one line. Any other
     exception is a bug and propagates with its traceback.
     """
-    try:
-        from pydantic import ValidationError
-    except ImportError:  # pragma: no cover
-        ValidationError = ()  # type: ignore[assignment]
+    from pydantic import ValidationError
+
     try:
         status = main(argv)
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted; no partial output was left\n")
         return 130
-    except (CLIError, ValueError, OSError, ValidationError) as exc:  # type: ignore[misc]
+    except (CLIError, ValueError, OSError, ValidationError) as exc:
         sys.stderr.write(f"error: {format_error(exc)}\n")
         return 2
     return int(status or 0)

@@ -49,12 +49,13 @@ def atomic_write(
     folder = path.parent if str(path.parent) else Path(".")
     # The temporary name is fixed before the file exists, so an interrupt that lands anywhere
     # (even inside the open call) can still remove it.
-    tmp: Path | None = folder / f".{path.name}.{secrets.token_hex(6)}.part"
+    part = folder / f".{path.name}.{secrets.token_hex(6)}.part"
+    ours = True
     try:
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            tmp = None  # not ours: never remove it
+            ours = False  # not ours: never remove it
             raise
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
@@ -62,15 +63,15 @@ def atomic_write(
             fh.flush()
             os.fsync(fh.fileno())
         if overwrite:
-            os.replace(tmp, path)
+            os.replace(part, path)
         else:
             # os.link fails if the destination appeared meanwhile: no silent overwrite.
-            os.link(tmp, path)
-            os.unlink(tmp)
+            os.link(part, path)
+            os.unlink(part)
     except BaseException:
-        if tmp is not None:
+        if ours:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+                os.unlink(part)
         raise
 
 

@@ -34,7 +34,7 @@ class Layer:
     def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
         return x
 
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:  # pragma: no cover - overridden
         return grad_out
 
 

@@ -27,6 +27,7 @@ import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -110,8 +111,10 @@ class LeNet:
 
     def backward(self, grad_logits: np.ndarray) -> None:
         """Back-propagate ``d loss / d logits``; fills every layer's ``grads``."""
-        g = grad_logits
+        g: np.ndarray | None = grad_logits
         for layer in reversed(self.layers):
+            if g is None:
+                break
             g = layer.backward(g)
 
     def predict_logits(self, x: np.ndarray, *, batch: int = 500) -> np.ndarray:
@@ -150,7 +153,8 @@ class LeNet:
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
         """Write the weights to an ``.npz`` file atomically; return the path."""
         buf = io.BytesIO()
-        np.savez(buf, format=np.array(_FORMAT), **{f"p{n}": a for n, a in self.state().items()})
+        arrays: dict[str, Any] = {f"p{n}": a for n, a in self.state().items()}
+        np.savez(buf, format=np.array(_FORMAT), **arrays)
         return write_bytes_atomic(path, buf.getvalue(), overwrite=overwrite)
 
 

@@ -72,8 +72,8 @@ def _shift(x: np.ndarray, max_px: int, *, rng: np.random.Generator) -> np.ndarra
     n, h, w = x.shape
     p = max_px
     padded = np.pad(x, ((0, 0), (p, p), (p, p)))
-    dy = rng.integers(-p, p + 1, n)
-    dx = rng.integers(-p, p + 1, n)
+    dy = np.asarray(rng.integers(-p, p + 1, size=n))
+    dx = np.asarray(rng.integers(-p, p + 1, size=n))
     rows = (np.arange(h)[None, :] + p - dy[:, None])[:, :, None]
     cols = (np.arange(w)[None, :] + p - dx[:, None])[:, None, :]
     return padded[np.arange(n)[:, None, None], rows, cols]

@@ -156,7 +156,8 @@ class Camera:
     @property
     def scene_shape(self) -> tuple[int, int]:
         """(rows, cols) of the scene grid that :meth:`operator` acts on."""
-        return tuple(self.config.scene.shape_px)
+        rows, cols = self.config.scene.shape_px
+        return (rows, cols)
 
     @property
     def frame_shape(self) -> tuple[int, int]:

@@ -31,12 +31,16 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from keycam.cli import ArgumentParser, CLIError, progress, run
 from sim.units import parse_exposure as _parse_exposure
+
+if TYPE_CHECKING:  # numpy is imported where it is used, so that --help starts fast
+    import numpy as np
 
 __all__ = ["main", "parse_exposure"]
 
@@ -131,7 +135,7 @@ class _Scene:
     source: str
     input_shape: tuple[int, ...]
     notes: tuple[str, ...]
-    grid: object  # (rows, cols) float64 luminance on the camera's scene grid
+    grid: np.ndarray  # (rows, cols) float64 luminance on the camera's scene grid
 
 
 def _stems(paths: Sequence[Path]) -> list[str]:
@@ -329,19 +333,19 @@ def _capture_one(
 
     rng_frames, rng_conv = (np.random.default_rng(s) for s in seq.spawn(2))
     exposure_s = camera.exposure_for(sc.grid)
-    stack = []
+    chunks_out: list[np.ndarray] = []
     chunk = 16
     chunks = range(0, frames, chunk)
     for k in progress(
         chunks, total=len(chunks), desc=sc.stem, quiet=quiet or frames <= chunk, unit="chunk"
     ):
         n = min(chunk, frames - k)
-        stack.append(
+        chunks_out.append(
             camera.capture(sc.grid, rng=rng_frames, frames=n, exposure_s=exposure_s).reshape(
                 n, *camera.frame_shape
             )
         )
-    stack = np.concatenate(stack, axis=0)
+    stack = np.concatenate(chunks_out, axis=0)
     conv = conventional.capture(sc.grid, rng=rng_conv, exposure_s=exposure_s)
     plain = camera.unscramble(stack[0], exposure_s=exposure_s)
 
@@ -387,7 +391,9 @@ def _capture_one(
         "display: sRGB gamma, 0 to 99.5th percentile"
     )
     names = _outputs(sc.stem, frames, npy)
-    jobs = [(names[k], sio.write_frame_png, (stack[k],), {}) for k in range(frames)]
+    jobs: list[tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = [
+        (names[k], sio.write_frame_png, (stack[k],), {}) for k in range(frames)
+    ]
     if npy:
         jobs.append((f"{sc.stem}_raw.npy", sio.write_npy, (stack,), {}))
     jobs.append((f"{sc.stem}.json", sio.write_json, (sidecar,), {}))

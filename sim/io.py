@@ -218,7 +218,8 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
+            with Image.open(p) as opened:
+                im: Image.Image = opened
                 w, h = im.size
                 if w == 0 or h == 0:
                     raise ImageReadError(f"scene {p}: zero-size image ({w}x{h} pixels)")
@@ -230,8 +231,9 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
                 im.load()
                 mode = im.mode
                 bits = _bits_of(mode)
-                if getattr(im, "n_frames", 1) > 1:
-                    notes.append(f"{p.name}: {im.n_frames} frames in file, using the first")
+                n_frames = int(getattr(im, "n_frames", 1))
+                if n_frames > 1:
+                    notes.append(f"{p.name}: {n_frames} frames in file, using the first")
                 if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
                     notes.append(f"{p.name}: alpha channel dropped")
                 if mode == "P":
@@ -289,8 +291,8 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
             lut = srgb_to_linear(np.arange(full + 1) / full)
             data = lut[np.minimum(arr, full)]
         else:
-            full = 65535.0 if bits == 16 else float(np.iinfo(arr.dtype).max)
-            data = srgb_to_linear(np.clip(arr.astype(np.float64) / full, 0.0, 1.0))
+            top = 65535.0 if bits == 16 else float(np.iinfo(arr.dtype).max)
+            data = srgb_to_linear(np.clip(arr.astype(np.float64) / top, 0.0, 1.0))
     else:  # pragma: no cover - Pillow only yields the types above
         raise ImageReadError(f"scene {p}: unsupported sample type {arr.dtype}")
     return SceneImage(data=data, source=str(p), mode=mode, bits=bits, notes=tuple(notes))

@@ -78,7 +78,7 @@ def otf_radial(s: np.ndarray | float, defocus_waves: float = 0.0) -> np.ndarray:
         Real OTF (may be negative with defocus); exactly zero for ``s ≥ 1``. Its absolute
         value is the MTF.
     """
-    s = np.abs(np.asarray(s, dtype=float))
+    s = np.asarray(np.abs(np.asarray(s, dtype=np.float64)))
     out = np.zeros_like(s)
     inside = s < 1.0
     if defocus_waves == 0.0:

@@ -164,6 +164,8 @@ def _area_operator(
     xc = (np.arange(nx + 1) - nx / 2.0) * step
     yc = (np.arange(ny + 1) - ny / 2.0) * step
     coeffs = lens.distortion_coeffs
+    u: np.ndarray
+    v: np.ndarray
     if any(coeffs):
         tx, ty = _undistort_grid(xc, yc, coeffs)
         u = tx / a + w / 2.0

@@ -31,6 +31,7 @@ variates (:mod:`optics.sensor.sampling`) reproducibly for a given ``rng`` state.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -364,7 +365,7 @@ class Sensor:
         if det_is_array or det != 0:
             e += det
         lam_f, e_f, z_f = lam.ravel(), e.ravel(), z.ravel()
-        det_f = det.ravel() if det_is_array else det
+        det_f: Any = det.ravel() if det_is_array else det
 
         # Low counts: exact Poisson (plus the deterministic part), clip, read noise.
         low = np.flatnonzero(lam_f < threshold) if threshold > 0 else np.empty(0, np.intp)
