@@ -131,7 +131,7 @@ def _design(
     process: ProcessConfig,
     routing: list[int] | None = None,
     rows: int = 1,
-    step_mm: float = 0.05,
+    step_mm: float = 0.2,
 ) -> tuple[Route, Polylines]:
     """Route and printed polylines of hand-made fibers (every level a polyline vertex).
 
@@ -284,6 +284,7 @@ def _bumps(
     s: float,
     z0: float | None = None,
     top: float | None = None,
+    step_mm: float = 0.2,
 ):
     """Two fibers 3 × the clearance apart in x, both bumping out by ``s`` along y and back,
     starting ``z0`` above the input face and ending ``top`` below the output face."""
@@ -292,7 +293,7 @@ def _bumps(
     moves = _bump(z0, s, rho, phi_max)
     gap = 3 * process.min_pitch_mm
     fibers = [Fiber((0.0, 0.0), (0.0, 1.0), moves), Fiber((gap, 0.0), (0.0, 1.0), moves)]
-    return _design(fibers, z0 + 2 * moves[0].height + top, process), moves
+    return _design(fibers, z0 + 2 * moves[0].height + top, process, step_mm=step_mm), moves
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -356,6 +357,23 @@ def test_tilt_is_measured_on_the_printed_chords(factor: float) -> None:
     pl = Polylines(pl.z, pl.xy, pl.rings, pl.curvature, np.zeros_like(pl.slope))
     c = _result(_check(route, pl, process), "tilt")
     assert c.worst == pytest.approx(phi_deg, rel=REL)
+    assert c.passed is (factor < 1)
+
+
+@pytest.mark.parametrize("factor", [1 / INSIDE, 1 / OUTSIDE])
+def test_tilt_of_the_smooth_curve_between_printed_vertices(factor: float) -> None:
+    """Arcs printed as single chords lean by only half their end tilt; the smooth slope at the
+    vertex where the arcs meet is what the check must see."""
+    process = ProcessConfig.preset("resin")
+    phi = math.radians(factor * process.max_tilt_deg)
+    rho = 1.5 * process.min_bend_radius_mm
+    s = 2 * rho * (1 - math.cos(phi))  # two arcs reach exactly phi
+    (route, pl), moves = _bumps(process, rho, 1.5 * phi, s, step_mm=1e3)
+    assert moves[0].run_height == 0 and pl.z.size == 9  # faces, end lengths, 5 arc ends
+    chord = np.max(np.hypot(*np.moveaxis(np.diff(pl.xy, axis=0), 2, 0)) / np.diff(pl.z)[:, None])
+    assert math.atan(chord) < 0.51 * phi
+    c = _result(_check(route, pl, process), "tilt")
+    assert c.worst == pytest.approx(math.degrees(phi), rel=REL)
     assert c.passed is (factor < 1)
 
 
@@ -604,8 +622,13 @@ def test_tubes_and_matrix_of_hand_made_fibers_are_watertight() -> None:
     assert _trimesh_closed(matrix)
 
 
-@pytest.mark.parametrize("defect", ["missing", "flipped", "duplicated", "degenerate", "empty"])
+DEFECTS = ["missing", "flipped", "duplicated", "degenerate", "doubled", "empty"]
+
+
+@pytest.mark.parametrize("defect", DEFECTS)
 def test_one_bad_face_breaks_watertightness(defect: str) -> None:
+    """One face missing, flipped, repeated or collapsed, every face twice (two coincident
+    bodies: each edge shared by four faces, the reverse edges still balanced), no faces."""
     m = _tubes(ProcessConfig.preset("resin"))
     f = m.faces.copy()
     if defect == "missing":
@@ -616,6 +639,8 @@ def test_one_bad_face_breaks_watertightness(defect: str) -> None:
         f = np.concatenate([f, f[:1]])
     elif defect == "degenerate":
         f[3, 1] = f[3, 0]
+    elif defect == "doubled":
+        f = np.concatenate([f, f])
     else:
         f = f[:0]
     bad = TriMesh(m.vertices, f)
