@@ -1,4 +1,4 @@
-"""Manufacturability checks of routed fibers, each with its worst case (models.md: Fabrication).
+"""Manufacturability checks of routed fibers, each with its worst case and its limit.
 
 Checks (all on the printed polylines of :mod:`fabrication.sampling`):
 
@@ -7,22 +7,36 @@ Checks (all on the printed polylines of :mod:`fabrication.sampling`):
     least channel + wall. Tubes are polygons with their vertices *on* the nominal radius, so
     every facet lies inside the circle (facet sag only thins the core, see
     ``min_feature``) and each tube lies within the nominal radius of its polyline: centre
-    distance − channel diameter is a lower bound on the printed wall. Candidate pairs come
-    from a KD-tree of the fibers at every common level: a pair whose horizontal distance
-    stays at least ``clearance / cos θ_max`` plus the drift between levels cannot be closer
-    than the clearance (tilt ≤ θ_max); for the remaining pairs the exact segment-to-segment
-    distance of the polylines is computed.
+    distance − channel diameter is a lower bound on the printed wall. Between two common
+    levels every polyline is one straight chord. Candidate pairs come from a KD-tree of the
+    chord midpoints: two fibers ``d`` apart (``|Δz| ≤ d``) are at most ``d √(1 + t²)``
+    apart horizontally at a common level (``t`` the steepest chord slope) and each moves at
+    most half its chord from there to the midpoint, so a pair farther apart than that at
+    every midpoint cannot be closer than ``d``. For the remaining pairs the exact
+    segment-to-segment distance of the polylines is computed. The reported distance is
+    exact up to 2 % above the larger of channel + wall and channel + minimum feature (so
+    both verdicts that use it are decided on exact values); beyond that, the certified
+    bound is reported.
 ``bend_radius``
     Smallest radius of curvature of the smooth centerlines.
 ``tilt``
-    Largest angle of a centerline to the z axis.
+    Largest angle of a centerline (smooth curve or printed chord) to the z axis.
 ``endpoints``
     Fiber ``i`` starts on input site ``i`` and ends on output site ``routing[i]``, both with
-    straight face-normal ends of the process's end length.
+    straight face-normal ends of the process's end length: the printed polyline stays on
+    the vertical through its site up to the first vertex at or beyond the end length, and
+    the smooth centerline's slope there, times the end length, is the drift it would add.
 ``min_feature``
-    Thinnest printed feature: the polygon core's flat-to-flat width, the thinnest wall.
+    Thinnest printed feature: the polygon core's smallest width, the thinnest wall, the
+    housing margin.
 ``length``
-    Bundle length against the straight-line lower bound (reported, never fails).
+    Bundle height against the shortest any fiber's move allows: a fiber displaced
+    laterally by ``s`` with tilt ≤ θ and bend radius ≥ R needs at least
+    ``2 R sin φ + max(0, s − 2R(1 − cos θ)) / tan θ``, ``φ = min(θ, arccos(1 − s/(2R)))``
+    (two arcs of radius R and a straight run at θ), plus the straight ends. A shorter
+    bundle breaks tilt or bend radius somewhere, even between sampled levels. The
+    straight-line bound ``√2 (D − 1) · pitch / tan θ`` of the key's block size is reported
+    beside it.
 """
 
 from __future__ import annotations
@@ -39,9 +53,10 @@ from fabrication.process import ProcessConfig
 from fabrication.routing import Route, lower_bound_mm
 from fabrication.sampling import Polylines
 
-__all__ = ["CheckReport", "CheckResult", "run_checks", "segment_distances"]
+__all__ = ["CheckReport", "CheckResult", "run_checks", "segment_distances", "shortest_move_mm"]
 
 _TOL_MM = 1e-4  # tolerance of distance comparisons: 0.1 µm, far below any printer resolution
+_EXACT_MARGIN = 1.02  # clearance distances are exact up to 2 % above the limits
 
 
 class CheckResult(BaseModel):
@@ -136,34 +151,37 @@ def segment_distances(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.nda
     return np.sqrt(np.einsum("ij,ij->i", diff, diff))
 
 
-def _clearance(
-    pl: Polylines, clearance_mm: float, tan_tilt: float
-) -> tuple[float, int, int, float]:
-    """Certified smallest centerline distance and where: ``(distance, i, j, z)``.
+def _clearance(pl: Polylines, exact_mm: float) -> tuple[float, int, int, float]:
+    """Smallest centerline distance between different fibers and where: ``(d, i, j, z)``.
 
-    The value is exact where it matters (segment-to-segment distance of the polylines) and a
-    lower bound elsewhere (distance of bounding boxes that already clear the limit).
+    ``d`` is the exact segment-to-segment distance of the printed polylines whenever it is
+    below ``exact_mm``; otherwise every distance is at least ``exact_mm`` and that bound is
+    returned, with the closest candidate pair (``i = j = -1`` if no two fibers come within
+    reach at all).
     """
     z = pl.z
     xy = pl.xy
     k_lv = z.size
     dz = np.diff(z)
-    cos_t = 1.0 / math.sqrt(1.0 + tan_tilt**2)
+    # horizontal chord of every fiber between consecutive levels, and the steepest slope
+    chord = np.sqrt(np.sum(np.diff(xy, axis=0) ** 2, axis=2))
+    sec = math.sqrt(1.0 + float(np.max(chord / dz[:, None])) ** 2)
+    drift = chord.max(axis=1)
     best = (math.inf, -1, -1, 0.0)
     # j-intervals that can hold the closest point to i's interval k
-    lo_idx = np.searchsorted(z, z - clearance_mm - 1e-9, side="right") - 1
-    hi_idx = np.searchsorted(z, z + clearance_mm + 1e-9, side="left")
+    lo_idx = np.searchsorted(z, z - exact_mm - 1e-9, side="right") - 1
+    hi_idx = np.searchsorted(z, z + exact_mm + 1e-9, side="left")
     lo_idx = np.clip(lo_idx - 1, 0, k_lv - 2)
     hi_idx = np.clip(hi_idx, 0, k_lv - 2)
     for k in range(k_lv - 1):
-        step = max(dz[k - 1] if k > 0 else 0.0, dz[k])
-        reach = clearance_mm / cos_t + tan_tilt * step + 1e-6
-        pairs = cKDTree(xy[k]).query_pairs(reach, output_type="ndarray")
+        # fibers within exact_mm of each other somewhere in interval k are within this
+        # reach of each other at the interval's midpoint (see the module docstring)
+        reach = exact_mm * sec + drift[k] + 1e-6
+        mid = 0.5 * (xy[k] + xy[k + 1])
+        pairs = cKDTree(mid).query_pairs(reach, output_type="ndarray")
         if pairs.size == 0:
             continue
         i, j = pairs[:, 0], pairs[:, 1]
-        # a close approach at z in interval k makes level k a candidate (the reach includes
-        # the drift over the interval), so interval k of fiber i is enough here
         ints_i = np.array([k])
         j_lo = lo_idx[k]
         j_hi = hi_idx[k + 1]
@@ -175,7 +193,7 @@ def _clearance(
         bj_lo, bj_hi = vj.min(axis=0)[j], vj.max(axis=0)[j]
         gap = np.maximum(0.0, np.maximum(bi_lo - bj_hi, bj_lo - bi_hi))
         gap = np.sqrt(np.sum(gap**2, axis=1))
-        far = gap >= clearance_mm
+        far = gap >= exact_mm
         if np.any(far):
             w = int(np.argmin(np.where(far, gap, np.inf)))
             if gap[w] < best[0]:
@@ -225,14 +243,36 @@ def _clearance(
         if dmin[w] < best[0]:
             combo = int(np.argmin(d[w]))
             best = (float(dmin[w]), int(i[w]), int(j[w]), float(z[mi[combo]]))
-    if best[1] < 0:
-        # no pair ever came within reach: report the smallest same-level distance
-        md = math.inf
-        for k in range(0, k_lv, max(1, k_lv // 50)):
-            dd, _ = cKDTree(xy[k]).query(xy[k], k=2)
-            md = min(md, float(dd[:, 1].min()))
-        best = (md, -1, -1, 0.0)
+    if best[0] > exact_mm:
+        # no pair closer than exact_mm (pruned pairs and pairs out of reach are only
+        # known to be farther): report the certified bound
+        best = (exact_mm, best[1], best[2], best[3] if best[1] >= 0 else 0.0)
     return best
+
+
+def shortest_move_mm(s_mm: float, max_tilt_deg: float, bend_radius_mm: float) -> float:
+    """Smallest z extent of a lateral move by ``s_mm`` that starts and ends along z.
+
+    With tilt at most θ and bend radius at least R the shortest move is two arcs of radius
+    R reaching ``φ = min(θ, arccos(1 − s/(2R)))`` with a straight run at θ between them
+    when the arcs alone cannot reach ``s``: ``2 R sin φ + max(0, s − 2R(1 − cos θ))/tan θ``.
+    (A 3D curve is no shorter: its angle to z turns no faster than the curve and its
+    lateral progress along the move is at most the sine of that angle.)
+
+    Parameters
+    ----------
+    s_mm : float
+        Lateral displacement, mm (≥ 0).
+    max_tilt_deg : float
+        Largest tilt from the z axis, degrees.
+    bend_radius_mm : float
+        Smallest centerline bend radius, mm.
+    """
+    th = math.radians(max_tilt_deg)
+    r = bend_radius_mm
+    phi = min(th, math.acos(max(-1.0, 1.0 - s_mm / (2.0 * r))))
+    run = max(0.0, s_mm - 2.0 * r * (1.0 - math.cos(th))) / math.tan(th)
+    return 2.0 * r * math.sin(phi) + run
 
 
 def run_checks(route: Route, pl: Polylines, process: ProcessConfig, block_size: int) -> CheckReport:
@@ -253,11 +293,13 @@ def run_checks(route: Route, pl: Polylines, process: ProcessConfig, block_size: 
     n = route.n_fibers
     results: list[CheckResult] = []
     s_req = process.min_pitch_mm
-    t = process.tan_tilt
+    e = process.end_length_mm
+    nsides = process.polygon_sides()
 
-    # clearance
+    # clearance (exact wherever clearance or the wall as a feature could be decided)
     if n > 1:
-        dist, fi, fj, zc = _clearance(pl, s_req, t)
+        exact = _EXACT_MARGIN * max(s_req, process.channel_diameter_mm + process.min_feature_mm)
+        dist, fi, fj, zc = _clearance(pl, exact)
     else:
         dist, fi, fj, zc = math.inf, -1, -1, 0.0
     results.append(
@@ -307,17 +349,19 @@ def run_checks(route: Route, pl: Polylines, process: ProcessConfig, block_size: 
             rule=f"tilt from the z axis at most {process.max_tilt_deg:g} deg",
         )
     )
-    # end points and straight ends
+    # end points and straight ends: the printed polyline stays on the vertical through its
+    # site up to the first level at or beyond the end length (a chord crossing e leans
+    # inside the end); the smooth slope there, times e, is the drift it would add
     err_in = np.linalg.norm(pl.xy[0] - face.sites_mm, axis=1)
     err_out = np.linalg.norm(pl.xy[-1] - face.sites_mm[route.routing], axis=1)
-    e = process.end_length_mm
-    near = (pl.z <= e + 1e-9) | (pl.z >= pl.z[-1] - e - 1e-9)
-    lo = pl.z <= e + 1e-9
-    dev_in = np.max(np.linalg.norm(pl.xy[lo] - pl.xy[0][None], axis=2), axis=0)
-    hi = pl.z >= pl.z[-1] - e - 1e-9
-    dev_out = np.max(np.linalg.norm(pl.xy[hi] - pl.xy[-1][None], axis=2), axis=0)
-    straight_slope = np.max(pl.slope[near], axis=0) if np.any(near) else np.zeros(n)
-    err = np.maximum.reduce([err_in, err_out, dev_in, dev_out, straight_slope])
+    z_top = pl.z[-1]
+    k_in = min(int(np.searchsorted(pl.z, e - 1e-9, side="left")), pl.z.size - 1)
+    k_out = max(int(np.searchsorted(pl.z, z_top - e + 1e-9, side="right")) - 1, 0)
+    dev_in = np.max(np.linalg.norm(pl.xy[: k_in + 1] - pl.xy[0][None], axis=2), axis=0)
+    dev_out = np.max(np.linalg.norm(pl.xy[k_out:] - pl.xy[-1][None], axis=2), axis=0)
+    near = (pl.z <= e + 1e-9) | (pl.z >= z_top - e - 1e-9)
+    straight_drift = e * np.max(pl.slope[near], axis=0) if np.any(near) else np.zeros(n)
+    err = np.maximum.reduce([err_in, err_out, dev_in, dev_out, straight_drift])
     ff = int(np.argmax(err))
     results.append(
         CheckResult(
@@ -332,8 +376,11 @@ def run_checks(route: Route, pl: Polylines, process: ProcessConfig, block_size: 
         )
     )
     # minimum feature
-    nsides = process.polygon_sides()
-    core_w = process.channel_diameter_mm * math.cos(math.pi / nsides)
+    # smallest width of a regular polygon with its vertices on the channel circle:
+    # flat to flat (even sides) or vertex to flat (odd sides)
+    r_ch = process.channel_diameter_mm / 2.0
+    c_half = math.cos(math.pi / nsides)
+    core_w = 2.0 * r_ch * c_half if nsides % 2 == 0 else r_ch * (1.0 + c_half)
     wall = (dist - process.channel_diameter_mm) if math.isfinite(dist) else math.inf
     feat = min(core_w, wall, process.housing_margin_mm)
     which = "core width" if feat == core_w else ("wall" if feat == wall else "housing margin")
@@ -354,17 +401,23 @@ def run_checks(route: Route, pl: Polylines, process: ProcessConfig, block_size: 
         route.routing, face.rows, face.cols, block_size, face.pitch_mm, process.tan_tilt
     )
     ratio = route.length_mm / lb if lb > 0 else math.inf
-    ff = int(np.argmax(lengths))
+    moves = np.linalg.norm(face.sites_mm[route.routing] - face.sites_mm, axis=1)
+    ff = int(np.argmax(moves))
+    shortest = 2.0 * e + shortest_move_mm(
+        float(moves[ff]), process.max_tilt_deg, process.min_bend_radius_mm
+    )
+    height = float(pl.z[-1] - pl.z[0])
     results.append(
         CheckResult(
             name="length",
-            passed=True,
-            worst=route.length_mm,
-            limit=None,
+            passed=height >= shortest - _TOL_MM,
+            worst=height,
+            limit=shortest,
             unit="mm",
             fiber=ff,
-            rule=f"bundle length (lower bound {lb:.1f} mm, ratio {ratio:.2f}); "
-            f"longest fiber {lengths[ff]:.1f} mm",
+            rule=f"bundle at least {shortest:.4g} mm long, the shortest a {moves[ff]:.3g} mm "
+            f"move allows within tilt and bend radius (straight-line bound {lb:.1f} mm, "
+            f"ratio {ratio:.2f}; longest fiber {lengths.max():.1f} mm)",
         )
     )
     return CheckReport(
