@@ -278,7 +278,8 @@ def encrypt_dataset(
             bar.close()
         if not np.all(np.asarray(group["chunk_done"][:]) == 1):  # pragma: no cover - defensive
             raise RuntimeError(f"{out}: some chunks were not written")
-        group.attrs["complete"] = True
+        if not group.attrs.get("complete", False):
+            group.attrs["complete"] = True
     except BaseException:
         if created and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
             shutil.rmtree(out, ignore_errors=True)
@@ -396,9 +397,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if exposure is not None and exposure != "white":
         config = CameraConfig.model_validate({**config.model_dump(), "exposure": exposure})
     camera = Camera(config, key=key)
-    say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
-    if args.resume and out.exists():
-        say(f"resuming {out}")
     try:
         r = encrypt_dataset(
             source, out, camera, chunk_frames=chunk, seed=seed,

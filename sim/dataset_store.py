@@ -148,7 +148,7 @@ def plan_attrs(source: Source, camera: Camera, exposure, fixed_s, root: int, chu
     }
 
 
-_MUST_MATCH = ("frames", "camera", "key_fingerprint", "exposure", "source", "labels")
+_MUST_MATCH = ("key_fingerprint", "source", "frames", "camera", "exposure", "labels")
 
 
 def check_resume(out: Path, plan: dict, seed_given: bool, chunk_given: bool) -> None:
