@@ -52,7 +52,7 @@ class Source:
     path : str
         Absolute path of the folder or array file/store.
     n : int
-        Number of scenes.
+        Number of scenes (of this part, see :meth:`part`).
     files : tuple of str
         Image paths relative to ``path`` (folders), sorted.
     array : ndarray or None
@@ -70,6 +70,8 @@ class Source:
     fingerprint : str
         Hash of what identifies the input (file names and sizes, or shape, type and size of
         the array), so that a resumed run can check it reads the same input.
+    offset : int
+        Index of this part's first scene in the whole source (0 for a whole source).
     """
 
     kind: str
