@@ -12,7 +12,7 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["Split", "data_fingerprint", "load_digits", "load_split"]
+__all__ = ["Split", "data_fingerprint", "held_out_mask", "load_digits", "load_split"]
 
 TEST_EVERY = 5  # within each digit, positions 4, 9, 14, ... are test images
 
@@ -42,6 +42,19 @@ def data_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
+def held_out_mask(labels: np.ndarray) -> np.ndarray:
+    """``(N,)`` bool: the test digits of the fixed split, given the labels in file order.
+
+    Within each digit, positions 4, 9, 14, ... (every fifth) are test digits.
+    """
+    labels = np.asarray(labels)
+    position = np.zeros(len(labels), dtype=np.int64)
+    for d in np.unique(labels):
+        idx = np.flatnonzero(labels == d)
+        position[idx] = np.arange(len(idx))
+    return position % TEST_EVERY == TEST_EVERY - 1
+
+
 def load_split() -> Split:
     """The fixed 4000/1000 split, stratified 400/100 per digit.
 
@@ -49,10 +62,6 @@ def load_split() -> Split:
     (positions 4, 9, 14, ...) goes to the test set. Pixel values are divided by 255.
     """
     images, labels = load_digits()
-    position = np.zeros(len(labels), dtype=np.int64)
-    for d in range(10):
-        idx = np.flatnonzero(labels == d)
-        position[idx] = np.arange(len(idx))
-    test = position % TEST_EVERY == TEST_EVERY - 1
+    test = held_out_mask(labels)
     x = images.astype(np.float32) / np.float32(255.0)
     return Split(x[~test], labels[~test], x[test], labels[test])

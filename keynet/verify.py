@@ -224,10 +224,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--epochs", type=int, help=f"training epochs (default {TrainConfig().epochs})"
     )
     parser.add_argument(
-        "--digits", type=int, default=1000, help="test digits to photograph (1..1000)"
+        "--digits", type=int, default=None, help="test digits to photograph (1..1000)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help="instead: evaluate the key-net on the frames of a dataset store "
+        "(python -m sim.dataset), with --key",
+    )
+    parser.add_argument("--key", type=Path, help="the store's device key (with --store)")
+    parser.add_argument(
+        "--train-on-store",
+        action="store_true",
+        help="with --store of the bundled digits: train on its encrypted training frames",
+    )
     args = parser.parse_args(argv)
+    if args.store is not None or args.key is not None or args.train_on_store:
+        return _main_store(args)
+    args.digits = 1000 if args.digits is None else args.digits
     if args.seed < 0:
         raise CLIError(f"--seed must be >= 0, got {args.seed}")
     if args.epochs is not None and args.epochs < 1:
@@ -244,6 +259,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(result))
     if args.json is not None:
         write_bytes_atomic(args.json, (json.dumps(result, indent=2) + "\n").encode())
+    return 0
+
+
+def _main_store(args) -> int:
+    """``--store``: the key-net's accuracy on the frames of an encrypted dataset store."""
+    if args.store is None or args.key is None:
+        raise CLIError("--store and --key go together (the store's frames, its device key)")
+    if args.config is not None or args.digits is not None:
+        raise CLIError("--config/--digits: with --store the camera and digits are the store's")
+    if args.seed < 0:
+        raise CLIError(f"--seed must be >= 0, got {args.seed}")
+    if args.epochs is not None and args.epochs < 1:
+        raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
+    if not args.key.is_file():
+        raise CLIError(f"--key: no such file: {args.key}")
+    if args.json is not None and not args.json.parent.resolve().is_dir():
+        raise CLIError(f"--json: folder does not exist: {args.json.parent}")
+    from .store import verify_store
+
+    r = verify_store(
+        args.store,
+        args.key,
+        seed=args.seed,
+        epochs=args.epochs,
+        train_on_store=args.train_on_store,
+        quiet=args.quiet,
+    )
+    subset = "test digits" if r["eval_subset"] == "test" else "frames"
+    print(
+        f"key-net on {r['n_eval_frames']} {subset} of the store {r['store']} "
+        f"({r['n_store_frames']} frames, key {r['key_fingerprint']}, exposure "
+        f"{r['exposure_s'] * 1e3:.4g} ms), LeNet trained on the {r['trained_on']}\n"
+        f"(c) {'key-net, encrypted frames from the store':52}"
+        f"{100 * r['accuracy_keynet_store']:8.1f}%"
+    )
+    if args.json is not None:
+        write_bytes_atomic(args.json, (json.dumps(r, indent=2) + "\n").encode())
     return 0
 
 

@@ -42,7 +42,7 @@ from sim.units import parse_exposure as _parse_exposure
 if TYPE_CHECKING:  # numpy is imported where it is used, so that --help starts fast
     import numpy as np
 
-__all__ = ["main", "parse_exposure"]
+__all__ = ["key_seed_from_seed", "main", "parse_exposure"]
 
 DEFAULT_OUT = "keycam_out"
 KEY_NAME = "device.key"
@@ -53,6 +53,14 @@ DEFAULT_MAX_PIXELS = 50_000_000  # = sim.io.DEFAULT_MAX_PIXELS (kept here to sta
 def parse_exposure(text: str) -> float | str:
     """``"auto"`` or an exposure such as ``0.01``, ``10ms``, ``250us`` -> seconds."""
     return _parse_exposure(text, name="--exposure")
+
+
+def key_seed_from_seed(seed: int) -> int:
+    """The key seed a new key is drawn from under ``--seed N`` (so ``N`` reveals that key)."""
+    import numpy as np
+
+    state = np.random.SeedSequence([seed, 0x6B6579]).generate_state(1, np.uint64)[0]
+    return int(state >> 1)
 
 
 def _positive_int(name: str, lo: int = 1):
@@ -205,11 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if exposure is not None:
         config = CameraConfig.model_validate({**config.model_dump(), "exposure": exposure})
     if new_key:
-        key_seed = (
-            int(np.random.SeedSequence([seed, 0x6B6579]).generate_state(1, np.uint64)[0] >> 1)
-            if seed is not None
-            else secrets.randbits(63)
-        )
+        key_seed = key_seed_from_seed(seed) if seed is not None else secrets.randbits(63)
         camera = Camera(config.with_key_seed(key_seed))
     else:
         camera = Camera(config, key=Key.load(args.key))

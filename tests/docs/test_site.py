@@ -24,7 +24,7 @@ SETUP_COMMANDS = (
     "pip install -e . && python -m sim.capture",
     'pip install -e ".[dev]" && python -m pytest',
 )
-CLIS = ("sim.capture", "optics.emva", "fabrication.export", "keynet.verify")
+CLIS = ("sim.capture", "sim.dataset", "optics.emva", "fabrication.export", "keynet.verify")
 
 
 def _nav_targets() -> list[str]:

@@ -1,0 +1,154 @@
+"""The worker side of :mod:`sim.dataset`: one camera per worker, one task per chunk of frames.
+
+A worker (a thread pool's process, a process of a local pool, a ``dask.distributed`` worker)
+builds the camera **once**, from the configuration and the key it receives in memory, and
+keeps it in a process-wide table under a random token (:func:`install_camera`); every task
+of the run looks it up there (:func:`encrypt_chunk`). Nothing of the key is written by a
+worker, and the token says nothing about it.
+
+Frame ``i`` of a dataset is ::
+
+    camera.capture(scene_i, rng=numpy.random.default_rng(seeds[i]))
+
+with ``seeds[i] = SeedSequence(root, spawn_key=(i,)).generate_state(1, uint64)[0]``
+(:func:`frame_seeds`): its noise depends on its index and the run's root seed only, so the
+frames are the same for any number of workers, any chunking and any order of the tasks. A
+task writes its frames, exposures and seeds into the Zarr store and only then marks its
+chunk complete, so an interrupted run leaves complete chunks and unmarked ones, never a
+marked chunk with missing data.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from optics.faceplate import Key
+    from sim.camera import Camera
+    from sim.config import CameraConfig
+    from sim.dataset_inputs import Source
+
+__all__ = ["camera_for", "encrypt_chunk", "frame_seeds", "install_camera", "remove_camera"]
+
+_CAMERAS: dict[str, Camera] = {}
+_LOCK = threading.Lock()
+
+
+def install_camera(token: str, config: CameraConfig, key: Key) -> None:
+    """Build the camera of a run in this process, once, and keep it under ``token``."""
+    from sim.camera import Camera
+
+    with _LOCK:
+        if token not in _CAMERAS:
+            _CAMERAS[token] = Camera(config, key)
+
+
+def put_camera(token: str, camera: Camera) -> None:
+    """Keep an already built camera under ``token`` (threads of the planning process)."""
+    with _LOCK:
+        _CAMERAS[token] = camera
+
+
+def remove_camera(token: str) -> None:
+    """Forget the camera kept under ``token`` (end of a run)."""
+    with _LOCK:
+        _CAMERAS.pop(token, None)
+
+
+def camera_for(token: str) -> Camera:
+    """The camera installed under ``token`` in this process.
+
+    Raises
+    ------
+    RuntimeError
+        No camera was installed here (a worker that joined without the run's set-up).
+    """
+    try:
+        return _CAMERAS[token]
+    except KeyError:
+        raise RuntimeError(
+            "no camera installed on this worker for this run (was the worker started after "
+            "the run began without the camera plugin?)"
+        ) from None
+
+
+def frame_seeds(root: int, start: int, stop: int) -> np.ndarray:
+    """Noise seeds of frames ``start .. stop - 1``: ``(stop - start,)`` uint64.
+
+    ``seeds[i] = SeedSequence(root, spawn_key=(i,)).generate_state(1, uint64)[0]``, i.e. the
+    first word of the ``i``-th child of ``SeedSequence(root)``; frame ``i`` is captured with
+    ``default_rng(seeds[i])``.
+    """
+    return np.array(
+        [
+            np.random.SeedSequence(root, spawn_key=(i,)).generate_state(1, np.uint64)[0]
+            for i in range(start, stop)
+        ],
+        dtype=np.uint64,
+    )
+
+
+def _name(source: Source, i: int) -> str:
+    if source.kind == "folder":
+        return f"scene {i} ({source.files[i - source.offset]})"
+    return f"scene {i}"
+
+
+def encrypt_chunk(
+    token: str,
+    store: str,
+    source: Source,
+    index: int,
+    start: int,
+    stop: int,
+    exposure_s: float | None,
+    root: int,
+) -> dict[str, Any]:
+    """Capture frames ``start .. stop - 1`` and write them as chunk ``index`` of ``store``.
+
+    Parameters
+    ----------
+    token : str
+        The run's camera (see :func:`install_camera`).
+    store : str
+        Path of the Zarr store (a group with ``frames``, ``exposure_s``, ``seeds``,
+        ``chunk_done``).
+    source : Source
+        Where the scenes come from (at least this chunk's part).
+    exposure_s : float or None
+        Fixed exposure in seconds; None = the camera's own choice per scene.
+    root : int
+        Root seed of the run's noise.
+
+    Returns
+    -------
+    dict
+        ``index``, ``frames`` (count) and ``seconds`` (the task's wall time).
+    """
+    import zarr
+
+    t0 = time.perf_counter()
+    camera = camera_for(token)
+    seeds = frame_seeds(root, start, stop)
+    scenes = source.read(start, stop)
+    frames = np.empty((stop - start, *camera.frame_shape), dtype=np.uint16)
+    exposures = np.empty(stop - start, dtype=np.float64)
+    for k, scene in enumerate(scenes):
+        try:
+            t = camera.exposure_for(scene) if exposure_s is None else float(exposure_s)
+            rng = np.random.default_rng(int(seeds[k]))
+            frames[k] = camera.capture(scene, rng=rng, exposure_s=t)
+        except ValueError as exc:
+            raise ValueError(f"{_name(source, start + k)}: {exc}") from None
+        exposures[k] = t
+    group = zarr.open_group(store, mode="r+")
+    # Data first, the completion mark last: a mark always stands for complete data.
+    group["frames"][start:stop] = frames
+    group["exposure_s"][start:stop] = exposures
+    group["seeds"][start:stop] = seeds
+    group["chunk_done"][index] = 1
+    return {"index": index, "frames": stop - start, "seconds": time.perf_counter() - t0}
