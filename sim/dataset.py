@@ -45,6 +45,8 @@ from sim.dataset_store import (
     is_dataset,
     open_dataset,
     plan_attrs,
+    store_array,
+    store_attrs,
     store_bytes,
 )
 from sim.units import parse_exposure
@@ -234,11 +236,12 @@ def encrypt_dataset(
     chunk = chunk_frames or DEFAULT_CHUNK
     root = seed
     if resuming:
-        old = zarr.open_group(str(out), mode="r").attrs.asdict()
-        chunk = chunk_frames or old["frames"]["chunk_frames"]
+        old = store_attrs(out)
+        chunk = chunk_frames or int(old["frames"]["chunk_frames"])
         root = int(old["noise"]["root_seed"]) if seed is None else seed
     if root is None:
         root = secrets.randbits(128)
+    fixed: float | None
     if exposure == "white":
         fixed = camera.exposure_for(None)
     elif exposure is None:
@@ -259,7 +262,7 @@ def encrypt_dataset(
         if created:
             create_store(out, plan, source, camera.frame_shape, chunk)
         group = zarr.open_group(str(out), mode="r+")
-        done = np.asarray(group["chunk_done"][:])
+        done = np.asarray(store_array(group, "chunk_done")[:])
         todo = np.flatnonzero(done == 0)
         token = secrets.token_hex(8)
         tasks = []
@@ -276,7 +279,9 @@ def encrypt_dataset(
                 results = _run_local(tasks, camera, token, n_workers, processes, bar)
         finally:
             bar.close()
-        if not np.all(np.asarray(group["chunk_done"][:]) == 1):  # pragma: no cover - defensive
+        if not np.all(
+            np.asarray(store_array(group, "chunk_done")[:]) == 1
+        ):  # pragma: no cover - defensive
             raise RuntimeError(f"{out}: some chunks were not written")
         if not group.attrs.get("complete", False):
             group.attrs["complete"] = True

@@ -125,12 +125,13 @@ class Source:
 
     def _array_block(self, start: int, stop: int) -> np.ndarray:
         if self.kind == "npz":
+            assert self.array is not None  # an npz source always carries its array
             return self.array[start - self.offset : stop - self.offset]
         if self.kind == "npy":
             return np.load(self.path, mmap_mode="r", allow_pickle=False)[start:stop]
         import zarr
 
-        node = zarr.open(self.path, mode="r")
+        node: Any = zarr.open(self.path, mode="r")
         arr = node[self.array_name] if self.array_name else node
         return np.asarray(arr[start:stop])
 
@@ -210,7 +211,8 @@ def _folder(root: Path, max_pixels: int) -> Source:
     files = [files[k] for k in order]
     sizes = [sizes[k] for k in order]
     nested = ["/" in f for f in files]
-    labels, classes = None, ()
+    labels: np.ndarray | None = None
+    classes: tuple[str, ...] = ()
     if all(nested):
         tops = [f.split("/", 1)[0] for f in files]
         classes = tuple(sorted(set(tops)))

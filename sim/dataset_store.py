@@ -41,6 +41,23 @@ __all__ = ["FORMAT", "check_resume", "create_store", "is_dataset", "open_dataset
 FORMAT = {"format": "keycam-dataset", "version": 1}
 
 
+def store_array(group: Any, name: str) -> Any:
+    """The array ``name`` of an open Zarr group (``ValueError`` if it is missing or a group)."""
+    import zarr
+
+    node = group[name]
+    if not isinstance(node, zarr.Array):
+        raise ValueError(f"{name!r} in the store is not an array")
+    return node
+
+
+def store_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The attributes of the store at ``path``, as a plain dict."""
+    import zarr
+
+    return dict(zarr.open_group(str(path), mode="r").attrs.asdict())
+
+
 def open_dataset(path: str | os.PathLike[str], *, allow_incomplete: bool = False):
     """Open a store written by :func:`encrypt_dataset` for reading.
 
@@ -152,9 +169,8 @@ _MUST_MATCH = ("key_fingerprint", "source", "frames", "camera", "exposure", "lab
 
 
 def check_resume(out: Path, plan: dict, seed_given: bool, chunk_given: bool) -> None:
-    import zarr
 
-    old = zarr.open_group(str(out), mode="r").attrs.asdict()
+    old = store_attrs(out)
     if chunk_given and old["frames"]["chunk_frames"] != plan["frames"]["chunk_frames"]:
         raise ValueError(
             f"--resume: {out} is chunked by {old['frames']['chunk_frames']} frames, "

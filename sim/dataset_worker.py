@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sim.dataset_store import store_array
+
 if TYPE_CHECKING:
     from optics.faceplate import Key
     from sim.camera import Camera
@@ -147,8 +149,8 @@ def encrypt_chunk(
         exposures[k] = t
     group = zarr.open_group(store, mode="r+")
     # Data first, the completion mark last: a mark always stands for complete data.
-    group["frames"][start:stop] = frames
-    group["exposure_s"][start:stop] = exposures
-    group["seeds"][start:stop] = seeds
-    group["chunk_done"][index] = 1
+    store_array(group, "frames")[start:stop] = frames
+    store_array(group, "exposure_s")[start:stop] = exposures
+    store_array(group, "seeds")[start:stop] = seeds
+    store_array(group, "chunk_done")[index] = 1
     return {"index": index, "frames": stop - start, "seconds": time.perf_counter() - t0}
