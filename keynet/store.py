@@ -127,7 +127,7 @@ def verify_store(
     """
     from optics.faceplate import Key
 
-    from ._threads import single_thread_blas
+    from threadpoolctl import threadpool_limits
     from .keying import key_network
     from .readout import PublicReadout, input_operator
     from .train import TrainConfig, train, train_or_load
@@ -146,7 +146,7 @@ def verify_store(
     test = held_out_mask(labels) if bundled else np.ones(len(labels), dtype=bool)
     tcfg = TrainConfig(seed=seed) if epochs is None else TrainConfig(epochs=epochs, seed=seed)
     t_ref = reference_exposure(group, camera)
-    with single_thread_blas():
+    with threadpool_limits(limits=1, user_api="blas"):
         readout = PublicReadout(camera, exposure_s=t_ref)
         op = input_operator(camera, exposure_s=t_ref, readout=readout)
         if train_on_store:
