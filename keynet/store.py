@@ -125,9 +125,10 @@ def verify_store(
         ``trained_on`` ("clean digits" or "store"), ``key_fingerprint``, ``exposure_s``,
         ``store``, ``train`` (epochs, seed, cache use).
     """
+    from threadpoolctl import threadpool_limits
+
     from optics.faceplate import Key
 
-    from threadpoolctl import threadpool_limits
     from .keying import key_network
     from .readout import PublicReadout, input_operator
     from .train import TrainConfig, train, train_or_load
