@@ -11,9 +11,10 @@ vignetting), solves with the *nominal* camera configuration and compares with th
   (target recall >= 0.95), pooled over the seeds;
 - ``transmission_rms``: RMS relative error of the measured transmission of live fibers
   (target <= 0.02); ``bias_rms_of_mean``: RMS error of the bias over the mean bias;
-- ``solve_s``: :func:`sim.calibration.solve_key` wall time (median), frames already in memory;
-  ``cli_solve_wall_s``: ``python -m sim.calibrate solve`` as a user types it (start-up,
-  reading 16-bit PNGs, solving, writing key and report), median (target <= 5 s, 2 cores).
+- ``solve_s``: :func:`sim.calibration.solve_key` wall and CPU time (medians), frames already
+  in memory; ``cli_solve_wall_s``: ``python -m sim.calibrate solve`` as a user types it
+  (start-up, reading 16-bit PNGs, solving, writing key and report), median (target <= 5 s
+  on 2 cores); ``cli_solve_cpu_s`` its CPU time, a steadier figure on a shared machine.
 
 Cases: ``default`` (the bundled camera, 2 % crosstalk, 0.2 % dead), ``default_complements``
 (the same with every Gray frame's complement), ``global_128`` (128 x 128 lattice, one global
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -85,7 +87,7 @@ def run_case(name: str, seeds: list[int], *, complements=False, exposure_scale=1
     nominal = Camera(cfg)
     ps = make_patterns(nominal, complements=complements)
     dev_cfg = _device(cfg, **misreg)
-    acc, wrong, trans, bias, times, sat, margins = [], 0, [], [], [], [], []
+    acc, wrong, trans, bias, times, cpus, sat, margins = [], 0, [], [], [], [], [], []
     n_dead = found = true_found = n_found = 0
     for seed in seeds:
         key = keygen(cfg.faceplate.model_copy(update={"seed": seed}))
@@ -94,9 +96,10 @@ def run_case(name: str, seeds: list[int], *, complements=False, exposure_scale=1
         t = dev.exposure_for(ps.images[ps.index("white")]) * exposure_scale
         frames, t = simulate_frames(dev, ps, rng=rng, exposure_s=t)
         sat.append(float(np.mean(frames >= dev.sensor.max_dn)))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         cal = solve_key(nominal, ps, frames, exposure_s=t)
         times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
         k = cal.key
         live = ~key.dead
         ok = k.routing[live] == key.routing[live]
@@ -130,6 +133,7 @@ def run_case(name: str, seeds: list[int], *, complements=False, exposure_scale=1
         "decode_margin_min_sigma": min(m for m in margins if m is not None),
         "saturated_pixel_fraction_max": max(sat),
         "solve_s_median": statistics.median(times),
+        "solve_cpu_s_median": statistics.median(cpus),
         "misregistration": {k: v for k, v in misreg.items()} or None,
     }
 
@@ -140,7 +144,7 @@ def cli_solve(repeats: int) -> dict[str, object]:
 
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     env = {**os.environ, "PYTHONPATH": path}
-    walls = []
+    walls, cpus = [], []
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         keygen(CameraConfig.default().faceplate.model_copy(update={"seed": 99})).save(d / "dev.key")
@@ -154,13 +158,16 @@ def cli_solve(repeats: int) -> dict[str, object]:
         cli("patterns", "-o", "pat", "--no-complements")
         cli("simulate", "pat", "--key", "dev.key", "-o", "frames", "--seed", "1")
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
             cli("solve", "frames", "-o", "m.key", "--report", "r.json", "--force")
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             walls.append(time.perf_counter() - t0)
+            cpus.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
         report = json.loads((d / "r.json").read_text())
     return {
         "cli_solve_wall_s_median": statistics.median(walls),
         "cli_solve_wall_s_runs": [round(w, 2) for w in walls],
+        "cli_solve_cpu_s_median": statistics.median(cpus),
         "cli_report_fibers": report["fibers"],
         "target_s": 5.0,
     }
@@ -185,6 +192,7 @@ def main() -> None:
         out["saturating"] = run_case("default", seeds, exposure_scale=1.3)
         out["global_128"] = run_case("global_128", seeds)
     out["cli"] = cli_solve(args.cli_repeats)
+    out["load_avg_1min_end"] = os.getloadavg()[0]
     print(json.dumps(out, indent=2))
 
 

@@ -252,8 +252,8 @@ def _cmd_simulate(args: Any) -> int:
 
 
 def _cmd_solve(args: Any) -> int:
-    from sim.calibration import MANIFEST_NAME, read_frames, solve_key
-    from sim.io import write_json
+    from sim.calibration.frames import find_frames
+    from sim.calibration.manifest import MANIFEST_NAME, read_manifest
     from sim.units import parse_exposure
 
     src = Path(args.frames)
@@ -273,8 +273,9 @@ def _cmd_solve(args: Any) -> int:
         exposure = parse_exposure(args.exposure, name="--exposure")
         if exposure == "auto":
             raise CLIError("--exposure: give the exposure the frames were taken with, in s")
-    camera = _camera(args.config)
-    man, ps = _load_set(camera, Path(args.manifest) if args.manifest else src / MANIFEST_NAME)
+    # cheap checks first: the manifest and the frame files it names
+    manifest_path = Path(args.manifest) if args.manifest else src / MANIFEST_NAME
+    man = read_manifest(manifest_path)
     if exposure is None:
         if man.capture is None:
             raise CLIError(
@@ -282,7 +283,17 @@ def _cmd_solve(args: Any) -> int:
                 "capture.exposure_s in the manifest)"
             )
         exposure = man.capture.exposure_s
-    frames = read_frames(src, ps)
+    paths = find_frames(src, [f.name for f in man.frames])
+
+    import numpy as np
+
+    from sim.calibration import check_manifest, make_patterns, read_frame, solve_key
+    from sim.io import write_json
+
+    camera = _camera(args.config)
+    ps = make_patterns(camera, complements=man.code.complements)
+    check_manifest(man, ps, source=f"manifest {manifest_path}")
+    frames = np.stack([read_frame(q, ps.sensor_shape) for q in paths])
     cal = solve_key(camera, ps, frames, exposure_s=float(exposure))
     report = {"software": f"keycam {_version()} sim.calibrate solve", **cal.report}
     report["camera_digest"] = ps.digest

@@ -16,27 +16,46 @@ This package holds the pieces; ``python -m sim.calibrate`` is the command line.
 Only the camera's public geometry (lens, lattice, relay, sensor) is used, never its key.
 """
 
-from sim.calibration.frames import read_frame, read_frames, simulate_frames
-from sim.calibration.graycode import (
-    PatternFrame,
-    PatternSet,
-    code_bits,
-    frames_needed,
-    gray_decode,
-    gray_encode,
-    make_patterns,
-    pattern_summary,
-)
-from sim.calibration.manifest import (
-    MANIFEST_NAME,
-    CaptureInfo,
-    Manifest,
-    check_manifest,
-    manifest_of,
-    read_manifest,
-)
-from sim.calibration.registration import Registration, register_face
-from sim.calibration.solve import Calibration, solve_key
+import importlib
+from typing import Any
+
+_WHERE = {
+    "read_frame": "frames",
+    "read_frames": "frames",
+    "simulate_frames": "frames",
+    "PatternFrame": "graycode",
+    "PatternSet": "graycode",
+    "code_bits": "graycode",
+    "frames_needed": "graycode",
+    "gray_decode": "graycode",
+    "gray_encode": "graycode",
+    "make_patterns": "graycode",
+    "pattern_summary": "graycode",
+    "MANIFEST_NAME": "manifest",
+    "CaptureInfo": "manifest",
+    "Manifest": "manifest",
+    "check_manifest": "manifest",
+    "manifest_of": "manifest",
+    "read_manifest": "manifest",
+    "Registration": "registration",
+    "register_face": "registration",
+    "Calibration": "solve",
+    "solve_key": "solve",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (the CLI checks files before scipy loads)."""
+    if name not in _WHERE:
+        raise AttributeError(f"module 'sim.calibration' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"sim.calibration.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "MANIFEST_NAME",

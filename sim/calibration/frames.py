@@ -13,7 +13,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FRAME_SUFFIXES", "MAX_STACK", "read_frame", "read_frames", "simulate_frames"]
+__all__ = [
+    "FRAME_SUFFIXES",
+    "MAX_STACK",
+    "find_frames",
+    "read_frame",
+    "read_frames",
+    "simulate_frames",
+]
 
 FRAME_SUFFIXES = (".png", ".tif", ".tiff", ".npy")
 MAX_STACK = 1000
@@ -81,15 +88,16 @@ def read_frame(path: str | Path, shape: tuple[int, int]) -> Any:
     return a
 
 
-def read_frames(folder: str | Path, patterns: Any) -> Any:
-    """All frames of a pattern set from ``folder``, ``(F, H, W)`` float64 DN, in set order.
+def find_frames(folder: str | Path, names: list[str]) -> list[Path]:
+    """The frame file of every pattern name in ``folder``, in the given order.
 
-    Each frame is ``NAME.png``, ``NAME.tif``, ``NAME.tiff`` or ``NAME.npy`` for the
-    pattern ``NAME``. Missing, duplicated (two formats of one name) and extra frame files
-    are refused, naming the file.
+    Raises
+    ------
+    ValueError
+        A missing frame, a pattern with two frame files (two formats), or a frame file that
+        belongs to no pattern of the set (naming the file).
     """
     d = Path(folder)
-    names = [f.name for f in patterns.frames]
     found: dict[str, list[Path]] = {}
     for q in sorted(d.iterdir()):
         if q.is_file() and q.suffix.lower() in FRAME_SUFFIXES and not q.name.startswith("."):
@@ -113,8 +121,18 @@ def read_frames(folder: str | Path, patterns: Any) -> Any:
                 f"pattern {name!r} has {len(files)} frame files "
                 f"({', '.join(q.name for q in files)}); keep one"
             )
-        out.append(read_frame(files[0], patterns.sensor_shape))
-    return np.stack(out)
+        out.append(files[0])
+    return out
+
+
+def read_frames(folder: str | Path, patterns: Any) -> np.ndarray:
+    """All frames of a pattern set from ``folder``, ``(F, H, W)`` float64 DN, in set order.
+
+    Each frame is ``NAME.png``, ``NAME.tif``, ``NAME.tiff`` or ``NAME.npy`` for the
+    pattern ``NAME`` (:func:`find_frames`; :func:`read_frame` for the formats).
+    """
+    paths = find_frames(folder, [f.name for f in patterns.frames])
+    return np.stack([read_frame(q, patterns.sensor_shape) for q in paths])
 
 
 def simulate_frames(

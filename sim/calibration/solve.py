@@ -132,7 +132,7 @@ def solve_key(
     resid = (flat - k @ (y[iw] - y[ib]))[both]
     fit_residual = float(np.linalg.norm(resid) / max(np.linalg.norm(flat[both]), 1e-300))
 
-    # the design's lattice helpers: crosstalk model and key blocks
+    # the design's crosstalk model and key blocks (public lattice geometry)
     c_in = _lattice.crosstalk_matrix(fp.lattice, fp.rows, fp.cols, fp.crosstalk_in)
     c_out = _lattice.crosstalk_matrix(fp.lattice, fp.rows, fp.cols, fp.crosstalk_out)
     bid = _lattice.block_ids(fp.rows, fp.cols, fp.block_size)
