@@ -180,7 +180,7 @@ print("key file mode:", oct(stat.S_IMODE((WORK / "measured.key").stat().st_mode)
 # %% [markdown]
 # The registration found the 2-pixel shift and the 1° turn. The decode margin is the
 # distance of the weakest bit of each fiber from its decision threshold, in noise standard
-# deviations: over 70 for every fiber, so none was a close call.
+# deviations: around a hundred for every fiber, so none was a close call.
 #
 # ## 5. How good is the measured key?
 #

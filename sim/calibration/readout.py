@@ -213,8 +213,10 @@ def bit_evidence(
     With a site's black ``B``, white-minus-black ``Δ`` and a frame's measured lit and dark
     levels ``r``, ``o``, the frame's reading ``v`` is ``N(B + rΔ, σ²)`` if the fiber is lit
     and ``N(B + oΔ, σ²)`` if not, so ``LLR = (r − o)Δ (v − B − cΔ) / σ²`` with
-    ``c = (r + o)/2``; ``σ²`` adds the reading's variance and that of the threshold
-    ``B + cΔ``. Complements contribute ``−LLR``.
+    ``c = (r + o)/2``. ``σ²`` pools the reading's variance under both hypotheses (shot
+    noise grows with the signal: the site's black and white variances, interpolated at the
+    two levels) and adds the variance of the threshold ``B + cΔ``. Complements contribute
+    ``−LLR``.
 
     Returns
     -------
@@ -235,12 +237,14 @@ def bit_evidence(
     info = np.zeros_like(llr)
     black = y[ib, sites]
     d = y[iw, sites] - black
+    vb, vw = var[ib, sites], var[iw, sites]
     on_lv, off_lv = levels[0], levels[1]
     for i, j in enumerate(gray):
         fr = patterns.frames[j]
         c = 0.5 * (on_lv[i] + off_lv[i])
         sep = (on_lv[i] - off_lv[i]) * d
-        s2 = var[j, sites] + var[ib, sites] * (1 - c) ** 2 + var[iw, sites] * c**2
+        pooled = vb + c * (vw - vb)  # mean of the lit and dark readings' variances
+        s2 = pooled + vb * (1 - c) ** 2 + vw * c**2
         lj = sep * (y[j, sites] - black - c * d) / s2
         b = col[(fr.axis, fr.bit)]
         llr[:, b] += -lj if fr.inverted else lj

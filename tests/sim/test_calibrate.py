@@ -20,6 +20,7 @@ from sim.calibration import (
     gray_decode,
     gray_encode,
     make_patterns,
+    read_frames,
     simulate_frames,
     solve_key,
 )
@@ -252,6 +253,33 @@ def test_frames_out_of_order_are_refused(swap, needle):
     frames[list(swap)] = frames[list(swap[::-1])]
     with pytest.raises(ValueError, match=needle):
         solve_key(Camera(cfg), ps, frames, exposure_s=0.01)
+
+
+def test_frames_are_read_from_png_tiff_and_npy_stacks(tmp_path):
+    """One frame per pattern in any of the formats a camera writes; stacks are averaged."""
+    cfg = config(block_size=8)
+    key = keygen(cfg.faceplate.model_copy(update={"seed": 8}))
+    nominal = Camera(cfg)
+    ps = make_patterns(nominal, complements=False)
+    device = Camera(cfg, key)
+    t = device.exposure_for(ps.images[0])
+    rng = np.random.default_rng(2)
+    stacks = [device.capture(img, rng=rng, frames=2, exposure_s=t) for img in ps.images]
+    for j, (fr, stack) in enumerate(zip(ps.frames, stacks, strict=True)):
+        if j % 3 == 0:
+            Image.fromarray(stack[0]).save(tmp_path / f"{fr.name}.png")
+        elif j % 3 == 1:
+            pages = [Image.fromarray(s) for s in stack]
+            pages[0].save(tmp_path / f"{fr.name}.tif", save_all=True, append_images=pages[1:])
+        else:
+            np.save(tmp_path / f"{fr.name}.npy", stack)
+    frames = read_frames(tmp_path, ps)
+    assert frames.shape == (8, 32, 32)
+    np.testing.assert_array_equal(frames[0], stacks[0][0])
+    np.testing.assert_allclose(frames[1], stacks[1].mean(axis=0))  # TIFF pages averaged
+    np.testing.assert_allclose(frames[2], stacks[2].mean(axis=0))  # .npy stack averaged
+    cal = solve_key(nominal, ps, frames, exposure_s=t)
+    np.testing.assert_array_equal(cal.key.routing, key.routing)
 
 
 def _numbers(obj) -> list[float]:
