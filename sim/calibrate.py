@@ -43,7 +43,7 @@ def _png8(image: Any) -> bytes:
     return buf.getvalue()
 
 
-def _write_all(jobs: list[tuple[Path, Any]], *, overwrite: bool, quiet: bool, desc: str) -> None:
+def _write_all(jobs: list[tuple[Path, Any]], *, quiet: bool, desc: str) -> None:
     """Run writers ``(path, fn(path))`` in order; on any failure remove what was written."""
     started: list[Path] = []
     try:
@@ -182,7 +182,7 @@ def _cmd_patterns(args: Any) -> int:
         for q, b in zip(targets, pngs, strict=False)
     ]
     jobs.append((targets[-1], lambda q: write_json(q, manifest_of(ps), overwrite=args.force)))
-    _write_all(jobs, overwrite=args.force, quiet=args.quiet, desc="patterns")
+    _write_all(jobs, quiet=args.quiet, desc="patterns")
     _say(args.quiet, f"{pattern_summary(ps)} -> {out}/ (show each full-screen; {MANIFEST_NAME})")
     return 0
 
@@ -221,6 +221,8 @@ def _cmd_simulate(args: Any) -> int:
     camera = _camera(args.config, args.key)
     _, ps = _load_set(camera, src / MANIFEST_NAME)
     for j, fr in enumerate(ps.frames):
+        if not (src / f"{fr.name}.png").is_file():
+            raise CLIError(f"pattern {src / fr.name}.png is missing (listed in the manifest)")
         img = read_image(src / f"{fr.name}.png").data
         if img.shape != ps.images[j].shape or not np.allclose(img, ps.images[j], atol=1e-6):
             raise CLIError(
@@ -241,7 +243,7 @@ def _cmd_simulate(args: Any) -> int:
         for q, fr in zip(targets, frames, strict=False)
     ]
     jobs.append((targets[-1], lambda q: write_json(q, manifest_of(ps, info), overwrite=args.force)))
-    _write_all(jobs, overwrite=args.force, quiet=args.quiet, desc="frames")
+    _write_all(jobs, quiet=args.quiet, desc="frames")
     sat = float(np.mean(frames >= camera.sensor.max_dn))
     _say(
         args.quiet,
