@@ -5,6 +5,8 @@
 - :mod:`sim.scene` -- putting arbitrary images onto the camera's scene grid.
 - :mod:`sim.io` -- scene reading and validation, frame/sidecar/preview writing.
 - :mod:`sim.capture` -- ``python -m sim.capture``.
+- :mod:`sim.calibration` -- measuring a built device's key from frames of Gray-code patterns;
+  :mod:`sim.calibrate` -- ``python -m sim.calibrate``.
 
 Nothing is imported here eagerly, so ``python -m sim.capture`` starts fast.
 """

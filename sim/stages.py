@@ -22,7 +22,7 @@ from sim.colour import cfa_masks, n_channels
 from sim.config import CameraConfig
 from sim.pipeline import AffineStage, Pipeline
 
-__all__ = ["PublicStages", "build_public_stages", "check_key"]
+__all__ = ["PublicStages", "build_public_stages", "check_key", "sensor_coupling"]
 
 _LATTICE_FIELDS = ("lattice", "rows", "cols", "pitch_um", "core_diameter_um")
 
@@ -143,6 +143,23 @@ class PublicStages:
         return Pipeline([*head, *tail])
 
 
+def sensor_coupling(config: CameraConfig) -> sp.csr_matrix:
+    """``K_c`` (pixels × output sites): the output face imaged onto the sensor as placed by
+    ``config.coupling`` (magnification, offset, rotation, blur), times the relay's collection
+    efficiency. Public: it depends on the geometry only, never on the key."""
+    fp, cp = config.faceplate, config.coupling
+    geom = coupling_operator(
+        fp,
+        pixel_pitch_um=config.sensor.pixel_pitch_um,
+        sensor_shape=(config.sensor.height_px, config.sensor.width_px),
+        magnification=cp.magnification,
+        offset_um=cp.offset_um,
+        rotation_deg=cp.rotation_deg,
+        blur_um=cp.blur_um,
+    )
+    return (geom * cp.efficiency(fp.numerical_aperture)).tocsr()
+
+
 def build_public_stages(config: CameraConfig) -> PublicStages:
     """Build everything of a camera that does not depend on its key, once."""
     fp, sc = config.faceplate, config.scene
@@ -164,22 +181,12 @@ def build_public_stages(config: CameraConfig) -> PublicStages:
         for c in range(n_channels(config.colour))
     )
     s = sampling_operator(fp, dx_um=dx, shape=sample_shape)
-    cp = config.coupling
-    geom = coupling_operator(
-        fp,
-        pixel_pitch_um=config.sensor.pixel_pitch_um,
-        sensor_shape=(config.sensor.height_px, config.sensor.width_px),
-        magnification=cp.magnification,
-        offset_um=cp.offset_um,
-        rotation_deg=cp.rotation_deg,
-        blur_um=cp.blur_um,
-    )
     return PublicStages(
         sensor=Sensor(config.sensor),
         lens=lens_ops,
         sampling=s,
         lens_sampling=tuple((s @ op).tocsr() for op in lens_ops),
-        coupling=(geom * cp.efficiency(fp.numerical_aperture)).tocsr(),
+        coupling=sensor_coupling(config),
         masks=cfa_masks(config.colour, (config.sensor.height_px, config.sensor.width_px)),
         dx_um=dx,
         sample_shape=sample_shape,

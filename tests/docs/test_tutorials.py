@@ -39,6 +39,12 @@ FIGURES = {
         "04_printed_vs_designed.png",
     ],
     "05_does_inference_work.py": ["05_digits.png", "05_accuracy.png", "05_first_layer.png"],
+    "06_calibrating_a_device.py": [
+        "06_patterns.png",
+        "06_frames.png",
+        "06_measured_vs_true.png",
+        "06_unscrambled.png",
+    ],
 }
 
 #: how-to guides (``docs/howto/``) -> the figures they must write
