@@ -48,6 +48,35 @@ def _net(seed: int) -> LeNet:
     return net
 
 
+def test_realistic_camera_has_the_default_camera_s_imperfections() -> None:
+    """The camera as built keeps the default camera's crosstalk, dead-fiber rate, fiber
+    transmission and stray light, relay and sensor; only the lattice, scene grid, key blocks
+    and sensor ROI are matched to the 28×28 digits. The ideal one differs only in crosstalk,
+    dead fibers and relay blur."""
+    from sim.config import CameraConfig, load_config
+
+    default = CameraConfig.default()
+    real = load_config(camera_path("realistic"))
+    ideal = load_config(camera_path("ideal"))
+    matched = {"rows", "cols", "block_size", "seed"}
+    fp_default, fp_real = default.faceplate.model_dump(), real.faceplate.model_dump()
+    for field, value in fp_default.items():
+        if field not in matched:
+            assert fp_real[field] == value, field
+    assert (real.faceplate.rows, real.faceplate.cols) == (28, 28) == tuple(real.scene.shape_px)
+    assert real.lens == default.lens and real.coupling == default.coupling
+    roi = {"width_px", "height_px"}
+    assert real.sensor.model_dump(exclude=roi) == default.sensor.model_dump(exclude=roi)
+    fp_ideal = ideal.faceplate.model_dump()
+    changed = {f for f in fp_real if fp_real[f] != fp_ideal[f]}
+    assert changed == {"crosstalk_in", "crosstalk_out", "dead_fraction"}
+    assert real.coupling.model_dump(exclude={"blur_um"}) == ideal.coupling.model_dump(
+        exclude={"blur_um"}
+    )
+    assert ideal.faceplate.crosstalk_in == ideal.faceplate.crosstalk_out == 0.0
+    assert ideal.faceplate.dead_fraction == 0.0
+
+
 def test_default_camera_is_the_realistic_one() -> None:
     assert default_camera_path() == camera_path("realistic")
     assert camera_path("ideal").name == "verify_camera.toml"
