@@ -258,12 +258,19 @@ class SecretMap:
         float
             ``q^(K+1) · t_max / t_min`` (0 without output crosstalk).
         """
-        c_out = self._factors[0]
-        diag = c_out.diagonal()
-        off = abs(c_out - sp.diags(diag)).tocsr()
-        q = float((np.asarray(off.sum(axis=1)).ravel() / diag).max(initial=0.0))
+        q = self._neumann_ratio
         t = np.asarray(self.key.transmission)[~self.dead]
         return q ** (int(order) + 1) * float(t.max() / t.min()) if t.size else 0.0
+
+    @cached_property
+    def _neumann_ratio(self) -> float:
+        """``q = ‖J E_o‖∞``: largest light a site receives relative to the light it keeps."""
+        c_out = self._factors[0]
+        diag = c_out.diagonal()
+        if np.any(diag <= 0):
+            raise ValueError("output crosstalk: every site must keep part of its own light")
+        off = abs(c_out - sp.diags(diag)).tocsr()
+        return float((np.asarray(off.sum(axis=1)).ravel() / diag).max(initial=0.0))
 
     def inverse_terms(
         self, order: int | None = 1, *, fill_dead: bool = True
@@ -297,6 +304,11 @@ class SecretMap:
             unroute = fill_operator(dead, adjacency(cfg.lattice, cfg.rows, cfg.cols)) @ unroute
         head = self._entrance_pinv @ unroute  # (784, n_sites)
         tail = sp.diags(1.0 / self.site_gain)
+        if order is not None and self._neumann_ratio >= 1.0:
+            raise ValueError(
+                f"output crosstalk too strong for a truncated series (a site keeps less light "
+                f"than it receives, q = {self._neumann_ratio:.3g} >= 1); use order=None"
+            )
         if order is None:
             exact = np.linalg.inv(c_out.toarray())
             return [sp.csr_matrix(np.asarray(head @ exact) @ tail.toarray())]

@@ -18,7 +18,7 @@ from keynet.keying import key_network
 from keynet.network import LeNet
 from keynet.operators import InputOperator, SecretMap, fill_operator
 from optics.faceplate import FaceplateConfig, Key, keygen
-from optics.faceplate.lattice import adjacency
+from optics.faceplate.lattice import adjacency, crosstalk_matrix
 from optics.faceplate.unscramble import fill_from_neighbours
 
 F = 0.02  # the default camera's crosstalk fraction at each face
@@ -216,6 +216,12 @@ def test_bad_inputs() -> None:
     smap = _map(key)
     with pytest.raises(ValueError, match="order"):
         smap.inverse_terms(-1)
+    # a site that keeps less light than it receives: the series would diverge
+    c = crosstalk_matrix("square", 28, 28, 0.6)
+    strong = _map(Key(key.config, key.routing, key.transmission, key.bias, key.dead, c, c))
+    with pytest.raises(ValueError, match="too strong"):
+        strong.inverse_terms(1)
+    assert len(strong.inverse_terms(None)) == 1
     with pytest.raises(ValueError, match="first_layer_budget"):
         key_network(_net(), smap, rng=np.random.default_rng(0), first_layer_budget=0.0)
     with pytest.raises(TypeError, match="SecretMap or an InputOperator"):
