@@ -12,6 +12,7 @@ network   the LeNet-5-style network, weight files
 train     seeded Adam training
 dataset   the bundled 5000-digit MNIST subset and its fixed 4000/1000 split
 keying    building, running and saving key-nets
+operators the camera's digits-to-readouts map, composed or factored, and its sparse inverse
 readout   the camera side: public per-site readout of frames, the secret map ``A_s, b_s``
 verify    ``python -m keynet.verify``: the accuracy/size/time table
 """

@@ -6,23 +6,32 @@ pixels into output sites)::
 
     r = A_s d + b_s                    A_s : (n_sites, 784) sparse, b_s : (n_sites,)
 
-where ``A_s`` carries the secret routing, transmission and crosstalk. The plain network's
-first stage (convolution + average pooling, no ReLU in between) is affine, ``h1 = M d + c``.
-The key-net's first layer is::
+where ``A_s`` carries the secret routing, transmission, stray light and crosstalk. The plain
+network's first stage (convolution + average pooling, no ReLU in between) is affine,
+``h1 = M u + c`` on its input ``u``. The key-net's first layer is::
 
-    Ŵ1 = A_1 M A_s⁺,    b̂1 = A_1 (c − M A_s⁺ b_s)
+    Ŵ1 = A_1 M X,    b̂1 = A_1 (c − M X b_s)
 
-so ``Ŵ1 r + b̂1 = A_1 h1``: the camera's secret is fused with ``M`` and never stored as a
-layer of its own. Every later layer is ``Ŵ_k = A_k W_k A_{k−1}⁻¹``, ``b̂_k = A_k b_k`` with
-random positive monomial keys ``A_k`` (a permutation times a positive diagonal), which
-commute with ReLU and average pooling; the logits are left unkeyed, so the key-net's logits
-equal the plain network's.
+with ``X`` a left inverse of the camera's secret, so ``Ŵ1 r + b̂1 = A_1 h1``: the secret is
+fused with ``M`` and never stored as a layer of its own. Two inverses are offered:
+
+- a :class:`~keynet.operators.SecretMap` (the map in factored form) is inverted sparsely:
+  the plain network's input is the input-face image (input crosstalk is public, the same for
+  every key), ``X`` undoes routing, transmission and stray light exactly, fills dead fibers
+  from their neighbours and undoes the output crosstalk by a truncated Neumann series whose
+  corrections are kept within a non-zero budget. On a camera whose fiber lattice matches the
+  28×28 input, ``Ŵ1`` keeps close to the non-zeros of the stride-2 6×6 map ``M``;
+- an :class:`~keynet.operators.InputOperator` (the composed map) is inverted exactly,
+  ``X = A_s⁺``, which is dense wherever the camera mixes fibers.
+
+Every later layer is ``Ŵ_k = A_k W_k A_{k−1}⁻¹``, ``b̂_k = A_k b_k`` with random positive
+monomial keys ``A_k`` (a permutation times a positive diagonal), which commute with ReLU and
+average pooling; the logits are left unkeyed, so the key-net's logits equal the plain
+network's (up to the truncation of ``X``).
 
 Hidden keys act on whole channels for the convolutional stages (permutation of the channels
 and one positive scale per channel) so the second convolution keeps its 5×5 weight sharing,
-and on single units for the fully connected layers. The first layer is stored sparse (CSR);
-with a camera whose fiber lattice matches the 28×28 input and has no crosstalk, ``A_s`` is
-itself monomial and ``Ŵ1`` has exactly the non-zeros of the stride-2 6×6 map ``M``.
+and on single units for the fully connected layers. The first layer is stored sparse (CSR).
 
 A key-net file holds no key array, but it is not a safe: the sparsity pattern of ``Ŵ1`` is
 the convolution's, permuted by the routing, so it tells which readout sites are neighbours,
@@ -40,17 +49,18 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from keycam.fileio import write_bytes_atomic
 
 from .layers import AvgPool2, Conv2D, ReLU
 from .network import LeNet
+from .operators import InputOperator, SecretMap, left_pinv
 
 __all__ = [
     "InputOperator",
     "KeyNet",
     "MonomialKey",
+    "SecretMap",
     "key_network",
     "load_keynet",
     "plain_nbytes",
@@ -73,57 +83,6 @@ _FILE_ARRAYS = (
     "w5",
     "b5",
 )
-
-
-@dataclass(frozen=True)
-class InputOperator:
-    """Affine map from the network input to per-site readouts: ``r = matrix @ d + offset``.
-
-    Attributes
-    ----------
-    matrix : (n_sites, 784) scipy.sparse matrix
-        Readout units per unit of digit grey level (digit in [0, 1], row-major 28×28).
-    offset : (n_sites,) float64
-        Readout of a blank (all-zero) digit, readout units.
-    """
-
-    matrix: sp.csr_matrix
-    offset: np.ndarray
-
-    def __post_init__(self) -> None:
-        m = sp.csr_matrix(self.matrix, dtype=np.float64)
-        off = np.asarray(self.offset, dtype=np.float64).reshape(-1)
-        if m.shape[1] != 784:
-            raise ValueError(f"input operator must have 784 columns (28×28 digit), got {m.shape}")
-        if off.shape != (m.shape[0],):
-            raise ValueError(f"offset must have shape ({m.shape[0]},), got {off.shape}")
-        object.__setattr__(self, "matrix", m)
-        object.__setattr__(self, "offset", off)
-
-    @property
-    def n_sites(self) -> int:
-        """Number of per-site readouts (rows)."""
-        return int(self.matrix.shape[0])
-
-    def apply(self, digits: np.ndarray) -> np.ndarray:
-        """Noise-free readouts ``(N, n_sites)`` float64 of digits ``(N, 28, 28)`` in [0, 1]."""
-        d = np.asarray(digits, dtype=np.float64).reshape(len(digits), -1)
-        return np.asarray((self.matrix @ d.T).T) + self.offset
-
-    def pinv_apply(self, readouts: np.ndarray) -> np.ndarray:
-        """Least-squares digits ``(N, 28, 28)`` from readouts: ``A_s⁺ (r − b_s)``.
-
-        This *is* the camera's inverse: a key-net never stores it; verification uses it only
-        to normalise a conventional (coherent) camera's frames for the plain network.
-        """
-        r = np.asarray(readouts, dtype=np.float64) - self.offset
-        m = self.matrix
-        gram = sp.csc_matrix(m.T @ m)
-        seen = gram.diagonal() > 0
-        sol = np.zeros((784, len(r)))
-        rhs = np.asarray(m.T @ r.T)
-        sol[seen] = spla.splu(gram[seen][:, seen].tocsc()).solve(rhs[seen])
-        return sol.T.reshape(len(r), 28, 28)
 
 
 @dataclass(frozen=True)
@@ -289,34 +248,57 @@ def plain_nbytes(net: LeNet, dtype: np.dtype | type = np.float32) -> int:
     return int(net.n_params * np.dtype(dtype).itemsize)
 
 
-def _first_layer(
-    net: LeNet, op: InputOperator, key1: MonomialKey, prune_rel: float
-) -> tuple[sp.csr_matrix, np.ndarray]:
-    """``(A_1 M A_s⁺, A_1 (c − M A_s⁺ b_s))`` with entries below ``prune_rel·max|·|`` dropped."""
+def _first_layer_exact(net: LeNet, op: InputOperator) -> tuple[np.ndarray, np.ndarray]:
+    """``(M A_s⁺, c − M A_s⁺ b_s)`` with the exact (dense) pseudo-inverse."""
     m, c = net.first_stage_matrix()  # (1176, 784), (1176,)
-    a = op.matrix
-    gram = sp.csc_matrix(a.T @ a)  # (784, 784); diagonal for a monomial A_s
-    seen = gram.diagonal() > 0
-    if not seen.any():
+    if op.matrix.nnz == 0:
         raise ValueError("camera operator: no digit pixel reaches any readout site")
-    # Moore-Penrose: digit pixels that reach no site (dead fibers) get zero rows in A_s⁺.
-    x = np.zeros((784, m.shape[0]))
-    sub = gram[seen][:, seen].tocsc()
-    x[seen] = spla.splu(sub).solve(np.ascontiguousarray(m.T[seen]))  # (A_sᵀA_s)⁻¹ Mᵀ
-    w = np.asarray(a @ x).T  # M A_s⁺, (1176, n_sites)
-    b = c - w @ op.offset
-    unit_key = key1.expand(14 * 14)
-    w = unit_key.apply_rows(w)
-    b = unit_key.apply_rows(b)
-    tol = prune_rel * float(np.abs(w).max())
-    w[np.abs(w) <= tol] = 0.0
-    w1 = sp.csr_matrix(w)
-    w1.eliminate_zeros()
-    return w1, b
+    w = m @ left_pinv(op.matrix)  # (1176, n_sites)
+    return w, c - w @ op.offset
+
+
+def _first_layer_sparse(
+    net: LeNet, op: SecretMap, order: int | None, budget: float | None, fill_dead: bool, tol: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(M X, c − M X b_s)`` with the truncated inverse ``X`` of :meth:`SecretMap.inverse_terms`.
+
+    The zeroth-order terms (routing, transmission, dead-fiber fill) are always kept; the
+    output-crosstalk corrections are added where they fall on those entries, and elsewhere
+    largest first (relative to the largest zeroth-order weight of their row) until the layer
+    holds ``budget × nnz(M)`` non-zeros.
+    """
+    m, c = net.first_stage_matrix()  # (1176, 784), (1176,)
+    terms = op.inverse_terms(order, fill_dead=fill_dead)
+    w = np.asarray((terms[0].T @ m.T).T)  # M X_0, (1176, n_sites)
+    w[np.abs(w) <= tol * float(np.abs(w).max(initial=0.0))] = 0.0
+    if len(terms) > 1:
+        corr = sum(np.asarray((x.T @ m.T).T) for x in terms[1:])
+        base = w != 0
+        cand = ~base & (np.abs(corr) > tol * float(np.abs(w).max(initial=0.0)))
+        if budget is not None:
+            room = max(int(budget * np.count_nonzero(m)) - int(base.sum()), 0)
+            if room < int(cand.sum()):
+                row_max = np.abs(w).max(axis=1, keepdims=True)
+                score = np.where(cand, np.abs(corr) / np.maximum(row_max, 1e-300), -1.0).ravel()
+                keep = np.zeros(score.size, dtype=bool)
+                if room:
+                    keep[np.argpartition(score, -room)[-room:]] = True
+                cand = keep.reshape(cand.shape)
+        w = w + np.where(base | cand, corr, 0.0)
+    if not np.any(w):
+        raise ValueError("camera operator: no digit pixel reaches any readout site")
+    return w, c - w @ op.offset
 
 
 def key_network(
-    net: LeNet, op: InputOperator, *, rng: np.random.Generator, prune_rel: float = 1e-10
+    net: LeNet,
+    op: InputOperator | SecretMap,
+    *,
+    rng: np.random.Generator,
+    prune_rel: float = 1e-10,
+    crosstalk_order: int | None = 1,
+    first_layer_budget: float | None = 1.5,
+    fill_dead: bool = True,
 ) -> KeyNet:
     """Key ``net`` for a camera whose digits-to-readouts map is ``op``.
 
@@ -324,13 +306,27 @@ def key_network(
     ----------
     net : LeNet
         Trained plain network.
-    op : InputOperator
-        ``A_s, b_s`` of the camera (the secret part, after the public per-site readout).
+    op : SecretMap or InputOperator
+        The camera's map. A :class:`~keynet.operators.SecretMap` (from
+        :func:`keynet.readout.secret_map`) is inverted sparsely: the key-net reproduces the
+        plain network on the input-face image (:meth:`SecretMap.input_face`). An
+        :class:`~keynet.operators.InputOperator` ``A_s, b_s`` is inverted exactly with the
+        dense pseudo-inverse ``A_s⁺`` (the first layer is then dense wherever the camera
+        mixes fibers); the next three parameters apply only to a ``SecretMap``.
     rng : numpy.random.Generator
         Source of the hidden-layer keys (discarded after keying).
     prune_rel : float
         First-layer entries with ``|w| <= prune_rel · max|w|`` are dropped (numerical
         dust from near-zero operator entries); 0 keeps every computed entry.
+    crosstalk_order : int or None
+        Highest order of the Neumann series that undoes the output crosstalk (0: only its
+        diagonal; ``None``: exact, dense).
+    first_layer_budget : float or None
+        Largest first-layer non-zeros as a multiple of the plain first stage's (the
+        convolution and pooling written as a matrix); crosstalk corrections beyond it are
+        dropped, smallest first. ``None``: keep them all.
+    fill_dead : bool
+        Fill dead fibers from their live input-face neighbours (else they read 0).
 
     Returns
     -------
@@ -339,11 +335,28 @@ def key_network(
     """
     if not (0 <= prune_rel < 1e-3):
         raise ValueError(f"prune_rel must be in [0, 1e-3), got {prune_rel}")
+    if first_layer_budget is not None and not (
+        np.isfinite(first_layer_budget) and first_layer_budget > 0
+    ):
+        raise ValueError(f"first_layer_budget must be > 0 or None, got {first_layer_budget}")
+    if isinstance(op, SecretMap):
+        w, b = _first_layer_sparse(
+            net, op, crosstalk_order, first_layer_budget, bool(fill_dead), prune_rel
+        )
+    elif isinstance(op, InputOperator):
+        w, b = _first_layer_exact(net, op)
+    else:
+        raise TypeError(f"op must be a SecretMap or an InputOperator, got {type(op).__name__}")
     k1 = MonomialKey.random(6, rng=rng)  # channels of the first pooled map
     k2 = MonomialKey.random(16, rng=rng)  # channels of the second pooled map
     k3 = MonomialKey.random(120, rng=rng)
     k4 = MonomialKey.random(84, rng=rng)
-    w1, b1 = _first_layer(net, op, k1, prune_rel)
+    unit_key = k1.expand(14 * 14)
+    w = unit_key.apply_rows(w)
+    b1 = unit_key.apply_rows(b)
+    w[np.abs(w) <= prune_rel * float(np.abs(w).max())] = 0.0
+    w1 = sp.csr_matrix(w)
+    w1.eliminate_zeros()
     conv2, fc3, fc4, fc5 = net.layers[3], net.layers[7], net.layers[9], net.layers[11]
     w2 = k1.inverse_cols(k2.apply_rows(conv2.params["W"]), axis=1)
     b2 = k2.apply_rows(conv2.params["b"])

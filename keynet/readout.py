@@ -11,7 +11,9 @@ through the coupling operator ``K``::
 (:class:`optics.faceplate.SiteReadout`, factorised once; ``R K = I`` holds to rounding).
 :func:`input_operator` composes the digit-to-scene embedding with the camera's signal
 pipeline and the readout into ``r = A_s d + b_s``: the secret part (routing, transmission,
-stray light) together with the public lens and sampling.
+stray light, crosstalk) together with the public lens and sampling. :func:`secret_map` gives
+the same map in factored form (:class:`keynet.operators.SecretMap`), for any key of the
+camera's lattice (the design key or a measured one), which a key-net inverts sparsely.
 """
 
 from __future__ import annotations
@@ -20,14 +22,25 @@ import numpy as np
 import scipy.sparse as sp
 
 from keycam.cli import progress
-from optics.faceplate import SiteReadout
+from optics.faceplate import Key, SiteReadout
 from sim.camera import Camera
 from sim.pipeline import AffineStage, Pipeline
 from sim.scene import area_matrix, fit_to_aspect
+from sim.stages import check_key
 
-from .keying import InputOperator
+from .operators import InputOperator, SecretMap
 
-__all__ = ["PublicReadout", "capture_readouts", "digit_embedding", "input_operator"]
+__all__ = [
+    "PublicReadout",
+    "capture_readouts",
+    "digit_embedding",
+    "input_operator",
+    "secret_map",
+]
+
+#: Largest off-diagonal of the public site-to-readout map, relative to its diagonal, that
+#: :func:`secret_map` accepts as "every output site is read on its own".
+SITE_MIXING_TOL = 1e-9
 
 
 class PublicReadout:
@@ -109,6 +122,52 @@ def input_operator(camera: Camera, *, exposure_s: float, readout: PublicReadout)
     a_s = readout.solve_columns(scaled)  # (n_sites, 784)
     b_s = readout.solve(((b - readout.offset) / readout.gain)[None, :])[0]
     return InputOperator(sp.csr_matrix(_prune(a_s)), b_s)
+
+
+def secret_map(
+    camera: Camera, *, exposure_s: float, readout: PublicReadout, key: Key | None = None
+) -> SecretMap:
+    """The camera's digits-to-readouts map in factored form, for ``key``.
+
+    The public parts come from the camera's pipeline: the digit embedding, lens and sampling
+    give ``E`` (photons/s entering each input fiber per unit digit value); the coupling, the
+    sensor at ``exposure_s`` and the public readout give ``g`` (readout units per photon/s
+    leaving each output site). The secret part is ``key``.
+
+    Parameters
+    ----------
+    camera : Camera
+        A monochrome camera; only its public stages are used.
+    exposure_s : float
+        Exposure of the frames, seconds.
+    readout : PublicReadout
+        The public per-site readout of the frames.
+    key : Key, optional
+        The key to invert: the device's design key (default ``camera.key``) or a measured
+        key of the same lattice.
+
+    Raises
+    ------
+    ValueError
+        A colour camera, a key for another lattice, or a readout that does not resolve
+        every output site on its own (then only :func:`input_operator` applies).
+    """
+    if camera.n_channels != 1:
+        raise ValueError("key-nets take monochrome cameras (colour = 'mono')")
+    key = camera.key if key is None else key
+    check_key(camera.config, key)
+    embed = AffineStage("digit", digit_embedding(camera.scene_shape), None, "28x28 digit -> scene")
+    entrance, _ = Pipeline([embed, *camera.pipeline.upto("sampling")]).operator()
+    post, _ = camera.signal_pipeline(float(exposure_s)).after("transfer").operator()
+    sites = readout.solve_columns(sp.diags(1.0 / readout.gain) @ post)  # (n_sites, n_sites)
+    gain = np.diag(sites).copy()
+    mixing = np.abs(sites - np.diag(gain)).max(initial=0.0)
+    if not (np.all(gain > 0) and mixing <= SITE_MIXING_TOL * float(gain.max())):
+        raise ValueError(
+            "the public readout does not resolve every output site on its own "
+            "(sites off the sensor?); key with the exact input operator instead"
+        )
+    return SecretMap(sp.csr_matrix(entrance), key, gain)
 
 
 def _prune(m: np.ndarray, rel: float = 1e-12) -> np.ndarray:

@@ -9,6 +9,8 @@ import scipy.sparse as sp
 from keynet.keying import InputOperator, MonomialKey, key_network, load_keynet, plain_nbytes
 from keynet.network import LeNet
 
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
+
 
 def _net(seed: int = 0) -> LeNet:
     rng = np.random.default_rng(seed)

@@ -1,4 +1,8 @@
-"""Keying with the simulated verification camera: public readout, A_s, noise-free equality."""
+"""Keying with the simulated verification cameras: public readout, A_s, noise-free equality.
+
+``setup`` is the idealised camera (no crosstalk, no dead fibers), ``realistic`` the camera as
+built (2 % crosstalk at both faces, dead fibers).
+"""
 
 from __future__ import annotations
 
@@ -8,20 +12,76 @@ import pytest
 from keynet.dataset import load_split
 from keynet.keying import key_network
 from keynet.network import LeNet
-from keynet.readout import PublicReadout, capture_readouts, input_operator
-from keynet.verify import default_camera_path
+from keynet.readout import PublicReadout, capture_readouts, input_operator, secret_map
+from keynet.verify import camera_path, default_camera_path
+
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
-@pytest.fixture(scope="module")
-def setup():
+def _camera(name: str):
     from sim.camera import Camera
     from sim.config import load_config
 
-    camera = Camera(load_config(default_camera_path()))
+    camera = Camera(load_config(camera_path(name)))
     exposure = camera.exposure_for(None)
     readout = PublicReadout(camera, exposure_s=exposure)
     op = input_operator(camera, exposure_s=exposure, readout=readout)
     return camera, exposure, readout, op
+
+
+@pytest.fixture(scope="module")
+def setup():
+    return _camera("ideal")
+
+
+@pytest.fixture(scope="module")
+def realistic():
+    return _camera("realistic")
+
+
+def _net(seed: int) -> LeNet:
+    rng = np.random.default_rng(seed)
+    net = LeNet(rng=rng)
+    for _, layer, key in net.named_params():
+        if key == "b":
+            layer.params[key] = rng.normal(0.0, 0.1, layer.params[key].shape)
+    return net
+
+
+def test_realistic_camera_has_the_default_camera_s_imperfections() -> None:
+    """The camera as built keeps the default camera's crosstalk, dead-fiber rate, fiber
+    transmission and stray light, relay and sensor; only the lattice, scene grid, key blocks
+    and sensor ROI are matched to the 28×28 digits. The ideal one differs only in crosstalk,
+    dead fibers and relay blur."""
+    from sim.config import CameraConfig, load_config
+
+    default = CameraConfig.default()
+    real = load_config(camera_path("realistic"))
+    ideal = load_config(camera_path("ideal"))
+    matched = {"rows", "cols", "block_size", "seed"}
+    fp_default, fp_real = default.faceplate.model_dump(), real.faceplate.model_dump()
+    for field, value in fp_default.items():
+        if field not in matched:
+            assert fp_real[field] == value, field
+    assert (real.faceplate.rows, real.faceplate.cols) == (28, 28) == tuple(real.scene.shape_px)
+    assert real.lens == default.lens and real.coupling == default.coupling
+    roi = {"width_px", "height_px"}
+    assert real.sensor.model_dump(exclude=roi) == default.sensor.model_dump(exclude=roi)
+    fp_ideal = ideal.faceplate.model_dump()
+    changed = {f for f in fp_real if fp_real[f] != fp_ideal[f]}
+    assert changed == {"crosstalk_in", "crosstalk_out", "dead_fraction"}
+    assert real.coupling.model_dump(exclude={"blur_um"}) == ideal.coupling.model_dump(
+        exclude={"blur_um"}
+    )
+    assert ideal.faceplate.crosstalk_in == ideal.faceplate.crosstalk_out == 0.0
+    assert ideal.faceplate.dead_fraction == 0.0
+
+
+def test_default_camera_is_the_realistic_one() -> None:
+    assert default_camera_path() == camera_path("realistic")
+    assert camera_path("ideal").name == "verify_camera.toml"
+    with pytest.raises(ValueError, match="camera must be one of"):
+        camera_path("bogus")
 
 
 def test_public_readout_matches_camera(setup) -> None:
@@ -47,22 +107,81 @@ def test_secret_map_is_monomial_for_matched_lattice(setup) -> None:
     np.testing.assert_array_equal(cols[np.asarray(camera.key.routing)], np.arange(784))
 
 
-def test_noise_free_keynet_equals_plain_on_camera(setup) -> None:
-    """float64: key-net on the camera's mean frames (via the public readout) == plain net."""
-    camera, exposure, readout, op = setup
-    rng = np.random.default_rng(11)
-    net = LeNet(rng=rng)
-    for _, layer, key in net.named_params():
-        if key == "b":
-            layer.params[key] = rng.normal(0.0, 0.1, layer.params[key].shape)
-    kn = key_network(net, op, rng=rng)
-    digits = load_split().x_test[::50].astype(np.float64)
+def _mean_readouts(camera, exposure, readout, digits):
     a, b = camera.operator(exposure)
     frames = (a @ digits.reshape(len(digits), -1).T).T + b  # mean DN, before rounding
-    r = readout(frames.reshape(len(digits), *camera.frame_shape))
+    return readout(frames.reshape(len(digits), *camera.frame_shape))
+
+
+@pytest.mark.parametrize("how", ["exact", "sparse"])
+def test_noise_free_keynet_equals_plain_on_camera(setup, how) -> None:
+    """float64: key-net on the camera's mean frames (via the public readout) == plain net."""
+    camera, exposure, readout, op = setup
+    net = _net(11)
+    smap = secret_map(camera, exposure_s=exposure, readout=readout)
+    kn = key_network(net, op if how == "exact" else smap, rng=np.random.default_rng(11))
+    digits = load_split().x_test[::50].astype(np.float64)
+    r = _mean_readouts(camera, exposure, readout, digits)
     plain = net.forward(digits)
     keyed = kn.forward(r)
     np.testing.assert_allclose(keyed, plain, rtol=1e-5, atol=1e-5 * np.abs(plain).max())
+    # no crosstalk, no dead fibers: the keyed first layer keeps the plain non-zeros exactly
+    assert kn.w1.nnz == np.count_nonzero(net.first_stage_matrix()[0])
+
+
+def test_secret_map_factors_the_realistic_camera(realistic) -> None:
+    """The factored map equals the camera's composed pipeline (crosstalk and dead fibers)."""
+    camera, exposure, readout, op = realistic
+    assert camera.config.faceplate.crosstalk_in == camera.config.faceplate.crosstalk_out == 0.02
+    assert np.count_nonzero(camera.key.dead) == 2  # 0.2 % of 784 fibers
+    smap = secret_map(camera, exposure_s=exposure, readout=readout)
+    np.testing.assert_allclose(smap.site_gain, exposure, rtol=1e-9)  # photons per exposure
+    ours = smap.operator()
+    scale = abs(op.matrix).max()
+    assert abs(ours.matrix - op.matrix).max() <= 1e-12 * scale
+    np.testing.assert_allclose(ours.offset, op.offset, rtol=1e-9, atol=1e-9 * op.offset.max())
+
+
+def test_noise_free_keynet_on_the_realistic_camera(realistic) -> None:
+    """Mean frames of the camera as built: the sparse key-net reproduces the untruncated one
+    within the 1.5x budget's truncation (relative 1e-2) and the plain net's classes, with at
+    most 1.5x the plain first stage's non-zeros."""
+    camera, exposure, readout, _ = realistic
+    net = _net(12)
+    smap = secret_map(camera, exposure_s=exposure, readout=readout)
+    digits = load_split().x_test[::50].astype(np.float64)
+    r = _mean_readouts(camera, exposure, readout, digits)
+    kn = key_network(net, smap, rng=np.random.default_rng(1))
+    full = key_network(
+        net, smap, rng=np.random.default_rng(1), crosstalk_order=None, first_layer_budget=None
+    )
+    keyed, exact = kn.forward(r), full.forward(r)
+    plain = net.forward(smap.input_face(digits))
+    scale = np.abs(plain).max()
+    assert np.abs(keyed - exact).max() <= 1e-2 * scale
+    assert np.abs(keyed - plain).max() <= 5e-2 * scale  # plus the two dead pixels' fill
+    nnz_m = np.count_nonzero(net.first_stage_matrix()[0])
+    assert nnz_m < kn.w1.nnz <= 1.5 * nnz_m
+    assert full.w1.nnz > 5 * nnz_m  # what the exact inverse of the crosstalk would cost
+
+
+def test_secret_map_takes_a_measured_key(realistic) -> None:
+    """Any key of the lattice keys the network; one for another lattice is refused."""
+    from optics.faceplate import keygen
+    from sim.camera import CameraConfig
+
+    camera, exposure, readout, _ = realistic
+    key = camera.key
+    measured = key.with_transmission(np.asarray(key.transmission) * 1.01)
+    smap = secret_map(camera, exposure_s=exposure, readout=readout, key=measured)
+    assert smap.key is measured
+    np.testing.assert_allclose(
+        smap.operator().matrix.sum(), 1.01 * secret_map(camera, exposure_s=exposure,
+        readout=readout).operator().matrix.sum(), rtol=1e-9,
+    )  # fmt: skip
+    other = keygen(CameraConfig.default().faceplate)
+    with pytest.raises(ValueError, match="another lattice"):
+        secret_map(camera, exposure_s=exposure, readout=readout, key=other)
 
 
 def test_noisy_readouts_scatter_around_the_operator(setup) -> None:
@@ -80,10 +199,12 @@ def test_noisy_readouts_scatter_around_the_operator(setup) -> None:
     assert np.all(r.std(axis=0) > 0)
 
 
-def test_saved_keynet_holds_none_of_the_camera_key(setup, tmp_path) -> None:
-    camera, _, _, op = setup
+@pytest.mark.parametrize("which", ["setup", "realistic"])
+def test_saved_keynet_holds_none_of_the_camera_key(which, request, tmp_path) -> None:
+    camera, exposure, readout, _ = request.getfixturevalue(which)
     net = LeNet(rng=np.random.default_rng(12))
-    kn = key_network(net, op, rng=np.random.default_rng(13)).astype(np.float32)
+    smap = secret_map(camera, exposure_s=exposure, readout=readout)
+    kn = key_network(net, smap, rng=np.random.default_rng(13)).astype(np.float32)
     path = kn.save(tmp_path / "keynet.npz")
     key = camera.key
     secrets = {
