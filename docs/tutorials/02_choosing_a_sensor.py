@@ -273,7 +273,7 @@ plt.show()
 #   `[sensor]` table of your camera configuration.
 # * From the command line: `python -m optics.emva --preset imx174 --roi 128 --plot ptc.png`
 #   prints the configured and recovered figures side by side (see the
-#   [command-line reference](../../reference/cli/)).
+#   [command-line reference](../reference/cli.md)).
 
 # %%
 print("figures written to", OUT.resolve())

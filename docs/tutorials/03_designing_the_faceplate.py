@@ -409,7 +409,7 @@ plt.show()
 # radius (a different material), a steeper allowed tilt, a finer lattice, or a local key
 # with a per-fiber gain key (`gain_key_rms`) and stray light (`bias_photons_per_s`) that
 # hide block means without moving fibers far. What the faceplate cannot hide is discussed
-# in the [threat model](../../explanation/threat-model/).
+# in the [threat model](../explanation/threat-model.md).
 
 # %%
 print("figures written to", OUT.resolve())

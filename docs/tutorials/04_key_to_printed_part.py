@@ -74,7 +74,7 @@ print(key, "->", key_file)
 # describes clear resin cores of 0.6 mm in a lower-index resin matrix with 0.4 mm walls,
 # a minimum bend radius of 10 mm and at most 30° of tilt from the build axis.
 #
-# The router (explained in tutorial 3 and on the [models page](../../explanation/models/))
+# The router (explained in tutorial 3 and on the [models page](../explanation/models.md))
 # fans the bundle out to a routing pitch of 2(d + c), braids the fibers past each other in
 # two lanes per line — within columns, within rows, within columns — and fans back in. Every
 # move is a curvature-continuous S-curve.
@@ -172,7 +172,7 @@ for f in sorted(WORK.iterdir()):
 # * `device_printed.key` — the key with the printed transmissions (mode 0600, like every key).
 #
 # The meshes are exact enough to read the routing back from them, so they are **as secret as
-# the key** — see the [threat model](../../explanation/threat-model/). Let us confirm what
+# the key** — see the [threat model](../explanation/threat-model.md). Let us confirm what
 # we wrote: the STL is in millimetres and spans the bundle.
 
 # %%

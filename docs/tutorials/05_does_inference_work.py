@@ -95,7 +95,7 @@ plt.show()
 #
 # `keynet.verify.verify` does the whole experiment and `python -m keynet.verify` prints
 # the same table from the command line (see the
-# [command-line reference](../../reference/cli/)). It trains an ordinary LeNet on 4000
+# [command-line reference](../reference/cli.md)). It trains an ordinary LeNet on 4000
 # digits (or loads cached weights), keys it with the camera, photographs the test digits
 # with all sensor noise, and compares five ways of classifying them.
 
@@ -200,7 +200,7 @@ print("truth:       ", labels_true)
 # Because a convolution's pattern tells which inputs are neighbours, and its weights are
 # shared across the image, the routing can be recovered from the public key-net alone. Keep
 # key-nets as confidential as the key file — see the
-# [threat model](../../explanation/threat-model/).
+# [threat model](../explanation/threat-model.md).
 
 # %%
 m, _ = net.first_stage_matrix()  # (1176, 784): digit pixels -> pooled feature map
