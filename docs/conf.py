@@ -45,7 +45,7 @@ GENERATED = DOCS / "_generated"
 # -- project -------------------------------------------------------------------------------
 project = "keycam"
 author = "keycam developers"
-copyright = "keycam developers"  # noqa: A001
+copyright = "keycam developers"
 release = version = "0.1.0"
 
 extensions = [

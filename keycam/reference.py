@@ -169,7 +169,10 @@ def markdown_reference(model: type[BaseModel]) -> str:
         doc = _table_doc(model, table)
         if doc:
             lines += [doc, ""]
-        lines += ["| key | type | default | limits | description |", "| --- | --- | --- | --- | --- |"]
+        lines += [
+            "| key | type | default | limits | description |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for f in fields:
             if f.table != table:
                 continue
