@@ -15,8 +15,8 @@ with ``A_cell`` the area of one lattice cell (``s²`` square, ``(√3/2) s²`` h
 ``η_relay = CouplingConfig.efficiency(NA)``, ``p`` the pixel pitch and ``m`` the relay
 magnification. :func:`light_budget` evaluates these closed forms from a camera's
 configuration and key, and measures the same quantities on the camera's own pipeline
-(:attr:`sim.camera.Camera.pipeline`, applied to the uniform scene) and sensor, so the two can be compared
-and neither can drift from the code that makes frames.
+(:attr:`sim.camera.Camera.pipeline`, applied to the uniform scene) and sensor, so the two
+can be compared and neither can drift from the code that makes frames.
 """
 
 from __future__ import annotations

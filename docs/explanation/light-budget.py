@@ -19,15 +19,19 @@
 #
 # For a Lambertian scene of radiance $L$ (W m⁻² sr⁻¹) on the optical axis:
 #
-# | stage | factor | source |
-# | --- | --- | --- |
-# | lens | image irradiance $E = \pi L T / (1 + 4 N_w^2)$, W m⁻² | thin-lens radiometry ([models](models.md), Lens) |
-# | photons | $E \lambda / (h c)$ per m², times the lattice cell area $A_\mathrm{cell}$ | |
-# | fill factor | $F = A_\mathrm{core} / A_\mathrm{cell} = \pi d^2 / (4 s^2)$ (square lattice) | |
-# | fiber | the key's mean transmission $\tau$ (dead fibers count as 0) | |
-# | relay | $\eta = T_r \min(1, (\mathrm{NA}_r/\mathrm{NA}_f)^2)$, $\mathrm{NA}_r = \lvert m\rvert / (2 N_r (1 + \lvert m\rvert))$ | `CouplingConfig.efficiency` |
-# | QE | photo-electrons per photon | EMVA 1288 |
-# | pixel | times the exposure $t$, divided by the pixels one fiber covers, $A_\mathrm{cell} m^2 / p^2$ | |
+# - **lens**: image irradiance $E = \pi L T / (1 + 4 N_w^2)$ in W m⁻² (thin-lens
+#   radiometry, [models page](models.md), Lens);
+# - **photons**: $E \lambda / (h c)$ photons per second and m², times the area of one
+#   lattice cell $A_\mathrm{cell}$ ($s^2$ on a square lattice);
+# - **fill factor**: $F = A_\mathrm{core} / A_\mathrm{cell} = \pi d^2 / (4 s^2)$ (square
+#   lattice) enters the core;
+# - **fiber**: the key's mean transmission $\tau$ leaves it (dead fibers count as 0);
+# - **relay**: $\eta = T_r \min(1, (\mathrm{NA}_r/\mathrm{NA}_f)^2)$ with
+#   $\mathrm{NA}_r = \lvert m\rvert / (2 N_r (1 + \lvert m\rvert))$ reaches the sensor
+#   (`CouplingConfig.efficiency`);
+# - **QE**: the quantum efficiency turns photons into electrons (EMVA 1288);
+# - **pixel**: times the exposure $t$, divided by the pixels one fiber covers,
+#   $A_\mathrm{cell} m^2 / p^2$.
 #
 # $T$ is the lens transmission, $N_w$ its working f-number, $d$ the core diameter, $s$ the
 # fiber pitch, $T_r$, $N_r$ and $m$ the relay's transmission, f-number and magnification,

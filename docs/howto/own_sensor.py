@@ -50,7 +50,9 @@ OUT.mkdir(parents=True, exist_ok=True)
 # | DSNU$_{1288}$ | 1.1 e⁻ | `dsnu_e` |
 # | PRNU$_{1288}$ | 0.7 % | `prnu_fraction` |
 # | saturation capacity $\mu_{e,\mathrm{sat}}$ | 10 400 e⁻ | `full_well_e` (see below) |
-# | data sheet: pixels, pitch, ADC, black level | 2448 × 2048, 3.45 µm, 12 bit, 64 DN | `width_px`, `height_px`, `pixel_pitch_um`, `bit_depth`, `black_level_dn` |
+# | data sheet: pixels | 2448 × 2048 | `width_px`, `height_px` |
+# | data sheet: pixel pitch | 3.45 µm | `pixel_pitch_um` |
+# | data sheet: ADC, black level | 12 bit, 64 DN | `bit_depth`, `black_level_dn` |
 #
 # The model's saturation is the smaller of the full well and the ADC's range
 # $(2^\mathrm{bits} - 1 - \mathrm{black})/K$; with $K = 0.30$ DN/e⁻ the ADC ends at

@@ -75,8 +75,9 @@ except FrameReadError as exc:
 #
 # Both steps need the exposure time of the frame (from the camera software's metadata) and a
 # camera whose configuration describes the device: its sensor's gain and black level
-# ([use your own sensor](own_sensor.py)), its coupling geometry ([choose the relay](choose_the_relay.py))
-# and, for `unscramble`, its key. Averaging frames of a still scene lowers the noise.
+# ([use your own sensor](own_sensor.py)), its coupling geometry
+# ([choose the relay](choose_the_relay.py)) and, for `unscramble`, its key. Averaging
+# frames of a still scene lowers the noise.
 
 # %%
 mean_frame = stack.astype(np.float64).mean(axis=0)
