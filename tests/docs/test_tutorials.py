@@ -75,31 +75,25 @@ def test_tutorial_is_a_percent_notebook_with_a_title(name):
         assert f'"{fig}"' in text, fig
 
 
-@pytest.mark.parametrize("name", sorted(FIGURES))
-def test_tutorial_links_point_at_pages(name):
-    """Notebook pages are not rewritten by MkDocs: links must be site URLs that exist.
+def check_links(page: Path) -> None:
+    """Links in a page's Markdown cells name source files of the site that exist.
 
-    A tutorial is published at ``tutorials/<name>/``, so ``../../explanation/units/`` is the
-    page built from ``docs/explanation/units.md`` and ``../02_choosing_a_sensor/`` another
-    tutorial.
+    The site is built by Sphinx (myst-nb): a link to another page is the relative path of its
+    source file (``../explanation/units.md``, ``02_choosing_a_sensor.py``), which Sphinx
+    checks and turns into the page's URL; a directory-style URL would not be checked.
     """
-    text = (TUTORIALS / name).read_text(encoding="utf-8")
-    links = re.findall(r"\]\(([^)\s]+)\)", text)
-    for link in links:
+    text = page.read_text(encoding="utf-8")
+    for link in re.findall(r"\]\(([^)\s]+)\)", text):
         if link.startswith(("http://", "https://", "#")):
             continue
-        assert not link.endswith((".md", ".py")), f"{link}: use the page URL, not the file"
-        target = Path("tutorials", Path(name).stem, link)  # as the browser resolves it
-        parts: list[str] = []
-        for part in target.parts:
-            if part == "..":
-                parts.pop()
-            elif part != ".":
-                parts.append(part)
-        page = Path(*parts)
-        assert (DOCS / page).with_suffix(".md").is_file() or (
-            DOCS / page.with_suffix(".py")
-        ).is_file(), link
+        target = (page.parent / link.split("#", 1)[0]).resolve()
+        assert target.suffix in (".md", ".py"), f"{link}: link the page's source file"
+        assert target.is_file() and DOCS in target.parents, link
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_tutorial_links_point_at_pages(name):
+    check_links(TUTORIALS / name)
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
