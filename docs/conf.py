@@ -106,6 +106,9 @@ html_theme_options = {
     "secondary_sidebar_items": ["page-toc"],
 }
 html_sidebars = {"index": []}
+# The reader's light or dark preference; without it the theme logs a console error on a
+# first visit.
+html_context = {"default_mode": "auto"}
 html_copy_source = False
 html_show_sourcelink = False
 

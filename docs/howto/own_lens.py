@@ -62,9 +62,9 @@ print(
 # lattice: its Nyquist frequency is $1/(2s)$ for pitch $s$ (0.5 cycles/mm at the default
 # 1 mm pitch). The diffraction MTF of an aberration-free lens is
 # $\frac{2}{\pi}\left[\arccos\nu - \nu\sqrt{1-\nu^2}\right]$ with $\nu = f/f_c$ and cutoff
-# $f_c = 1/(\lambda N_w)$ — far above the fiber Nyquist frequency for any camera lens. Defocus
-# (`defocus_waves`) lowers it; the check below uses the closed form for the in-focus lens and
-# keycam's `mtf` for both.
+# $f_c = 1/(\lambda N_w)$ ([Goodman 2005](../explanation/references.md)) — far above the
+# fiber Nyquist frequency for any camera lens. Defocus (`defocus_waves`) lowers it; the
+# check below uses the closed form for the in-focus lens and keycam's `mtf` for both.
 
 # %%
 pitch_mm = CameraConfig.default().faceplate.pitch_um / 1000

@@ -11,7 +11,8 @@
 # %% [markdown]
 # # Use your own sensor
 #
-# keycam's sensor is the EMVA 1288 linear camera model: a `SensorConfig` holds the figures an
+# keycam's sensor is the linear camera model of EMVA 1288
+# ([references](../explanation/references.md)): a `SensorConfig` holds the figures an
 # EMVA 1288 report states (system gain $K$, quantum efficiency $\eta$, temporal dark noise
 # $\sigma_d$, dark current, DSNU, PRNU, saturation) plus the geometry and ADC from the data
 # sheet. This page turns a report — or a data sheet that gives other quantities — into a

@@ -252,5 +252,5 @@ print("  ramp/flat ", " ".join(f"{v:8.3f}" for v in (seen["ramp"] / seen["flat"]
 # [key file page](../explanation/keyfile.md) describes the format.
 
 # %%
-print("files of this tutorial are in", OUT.resolve())
+print("files of this tutorial are in KEYCAM_TUTORIAL_OUT:")
 print(sorted(p.name for p in OUT.glob("01_*.png")))

@@ -12,7 +12,8 @@
 # # Choosing a sensor
 #
 # Behind the faceplate sits an ordinary CMOS sensor. keycam models it with the linear camera
-# model of the **EMVA 1288** standard (Release 4.0, 2021), the same model camera makers use
+# model of the **EMVA 1288** standard (Release 4.0, 2021;
+# [references](../explanation/references.md)), the same model camera makers use
 # on their data sheets: photons → electrons (quantum efficiency η) → shot, dark and read
 # noise → full well → system gain K → black level → ADC rounding and clipping.
 #
@@ -276,5 +277,5 @@ plt.show()
 #   [command-line reference](../reference/cli.md)).
 
 # %%
-print("figures written to", OUT.resolve())
+print("figures written to KEYCAM_TUTORIAL_OUT:")
 print(sorted(p.name for p in OUT.glob("02_*.png")))

@@ -325,7 +325,7 @@ for ax, (img, title) in zip(
 im = axes[3].imshow(ratio, cmap="coolwarm")
 axes[3].set_title(f"designed-key ÷ printed-key decoding\n(mean {ratio.mean():.2f}×)", fontsize=9)
 axes[3].set_axis_off()
-fig.colorbar(im, ax=axes[3], shrink=0.8)
+fig.colorbar(im, ax=axes[3], shrink=0.8, label="designed ÷ printed decoding (ratio)")
 fig.savefig(OUT / "04_printed_vs_designed.png", dpi=100)
 plt.show()
 
@@ -340,5 +340,5 @@ plt.show()
 # device key.
 
 # %%
-print("files of this tutorial are in", OUT.resolve())
+print("files of this tutorial are in KEYCAM_TUTORIAL_OUT:")
 print(sorted(p.name for p in OUT.glob("04_*.png")))

@@ -13,7 +13,8 @@
 #
 # A keycam camera is not built to be looked at: it is built so that a machine can recognise
 # what is in front of it while people cannot. This tutorial checks that promise with a
-# **key-net** (Byrne, DeCann & Bloom, BMVC 2020): a neural network whose first layer
+# **key-net** (Byrne, DeCann & Bloom, BMVC 2020, on the
+# [references page](../explanation/references.md)): a neural network whose first layer
 # absorbs the camera's key, so that it classifies encrypted frames as well as an ordinary
 # network classifies ordinary pictures.
 #
@@ -52,10 +53,16 @@ DIGITS = 200 if QUICK else 1000  # test digits photographed through the camera
 # ## 1. The verification camera
 #
 # The test task is the classic one: handwritten digits (a bundled 5000-digit subset of
-# MNIST, 28 × 28 pixels). The verification camera is keycam's default printable design with
-# its fiber lattice matched to the digits: 28 × 28 fibers, one digit pixel per fiber, 7 × 7
-# key blocks with the blocks permuted, the same lens, relay and IMX174-class sensor. Its
-# configuration is `keynet/data/verify_camera.toml`.
+# MNIST, [LeCun 1998](../explanation/references.md), 28 × 28 pixels). The verification camera
+# is keycam's default printable design with its fiber lattice matched to the digits:
+# 28 × 28 fibers, one digit pixel per fiber, 7 × 7 key blocks with the blocks permuted, the
+# same lens, relay and IMX174-class sensor. Its configuration is `keynet/data/verify_camera.toml`.
+#
+# **This verification camera is idealised: its fibers have no crosstalk and none is dead**
+# (the default camera has 2 % crosstalk at each face and 0.2 % dead fibers). Crosstalk would
+# make the inverse of the secret map dense, so the keyed first layer would hold every weight;
+# a dead fiber erases a digit pixel. The accuracies below are those of an ideal bundle with
+# real sensor noise — a printed device will do worse.
 #
 # Here is what one test digit of each class looks like on its way through the camera.
 
@@ -118,7 +125,11 @@ print(format_table(result))
 # encrypted frames, using only the public readout. It should match (b).
 #
 # **(d) plain net, encrypted frames.** What someone without the key gets when they feed the
-# encrypted frames, corrected like (b), to an ordinary network: chance level (about 10 %).
+# encrypted frames, corrected like (b), to an ordinary network: no better than chance, which
+# is 10 % for ten classes. The measured figure may land below 10 % (about 5 % in the
+# standard run): a network that answers mostly with the same few classes scores whatever
+# share of the test digits those classes have. Anything not clearly above 10 % means the
+# frames told it nothing.
 #
 # **(e) key-net of another key.** A key-net made for another device of the same design, on
 # your frames: also chance. A key-net belongs to its device.
@@ -130,7 +141,8 @@ print(format_table(result))
 #   difference between (b) and (c) is sensor noise.
 # * **parameters / non-zeros** — the key-net's first layer is a sparse matrix; because each
 #   digit pixel reaches one fiber, it keeps the non-zeros of the plain network's first stage
-#   (convolution plus pooling written as a matrix). The Key-Nets paper reports 3.0× for its
+#   (convolution plus pooling written as a matrix). The Key-Nets paper
+#   ([Byrne 2020](../explanation/references.md)) reports 3.0× for its
 #   LeNet with a permutation key; a camera with crosstalk between fibers would make the first
 #   layer denser.
 # * **memory and inference time** — what deployment costs. The sparse first layer can even be
@@ -215,5 +227,5 @@ plt.show()
 print(f"non-zeros: plain first stage {np.count_nonzero(m)}, key-net first layer {w1.nnz}")
 
 # %%
-print("figures written to", OUT.resolve())
+print("figures written to KEYCAM_TUTORIAL_OUT:")
 print(sorted(p.name for p in OUT.glob("05_*.png")))

@@ -108,6 +108,8 @@ def test_tutorial_runs_and_writes_its_figures(name, tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # what the page prints is shown on the site: no path of the machine it was built on
+    assert str(tmp_path) not in proc.stdout, proc.stdout[-2000:]
     written = sorted(p.name for p in out.glob("*.png"))
     assert written == sorted(FIGURES[name]), written
     for fig in FIGURES[name]:
