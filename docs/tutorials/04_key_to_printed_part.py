@@ -64,7 +64,7 @@ recipe.update(rows=N, cols=N, block_size=B, permute_blocks=False, seed=2024)
 key = keygen(FaceplateConfig(**recipe))
 key_file = WORK / "device.key"
 key.save(key_file, overwrite=True)  # a tutorial re-runs; a real device key is never replaced
-print(key, "->", key_file)
+print(key, "->", key_file.relative_to(OUT))
 
 # %% [markdown]
 # ## 2. Routing and checks
