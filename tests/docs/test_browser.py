@@ -23,6 +23,7 @@ def browser() -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("docs_site")
 def test_every_page_renders_offline_in_chromium(built_site, browser):
     problems = check_site(built_site, browser)
     assert problems == {}, "\n".join(f"{p}: {i}" for p, items in problems.items() for i in items)

@@ -123,6 +123,7 @@ def test_cli_reference_lists_every_option(module):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("docs_site")
 def test_site_builds_strictly_with_every_page_executed(built_site):
     site = built_site
     assert (site / "index.html").is_file()
