@@ -130,6 +130,10 @@ assert abs(got["system_gain_dn_per_e"] / want["system_gain_dn_per_e"] - 1) < 0.0
 assert abs(got["quantum_efficiency"] / want["quantum_efficiency"] - 1) < 0.05
 
 # %% [markdown]
+# Gain, QE and dark noise agree to a few per cent. The saturation capacity is read off the
+# exposure ramp, so it is only as fine as the ramp's steps (coarse in the quick run): compare
+# it with the configured value to within a step.
+#
 # The same check from a terminal, on a sensor written as a TOML table:
 # `python -m optics.emva --config my_sensor.toml` (the
 # [command-line reference](../reference/cli.md) lists the options). The photon-transfer
