@@ -203,6 +203,16 @@ def external_resources(page: Path) -> list[str]:
     return [*found, *bad]
 
 
+def external_css_urls(site: Path) -> list[str]:
+    """``url(...)`` and ``@import`` of another host in the site's stylesheets (e.g. web fonts)."""
+    found = []
+    for css in sorted(site.rglob("*.css")):
+        text = css.read_text(encoding="utf-8", errors="replace")
+        for m in re.finditer(r"(?:url\(\s*['\"]?|@import\s+['\"])((?:https?:)?//[^'\")\s]+)", text):
+            found.append(f"{css.relative_to(site).as_posix()}: {m.group(1)}")
+    return found
+
+
 def check_page(browser: str, base: str, rel: str) -> list[str]:
     """Problems a reader would see on one page (empty: none)."""
     dom = dump_dom(browser, f"{base}/{rel}")
@@ -237,6 +247,8 @@ def check_site(site: Path, browser: str) -> dict[str, list[str]]:
         missing = sorted({p for p, code in requests if code >= 400 and p != "/favicon.ico"})
     if missing:
         out["(server)"] = [f"requested but missing: {p}" for p in missing]
+    if css := external_css_urls(site):
+        out["(stylesheets)"] = [f"loads from another host: {c}" for c in css]
     return out
 
 
