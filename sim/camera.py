@@ -6,14 +6,14 @@ radiance) the mean photons reaching the sensor pixels during an exposure ``t`` a
 
     photons = t · ( K_c · T · S · L · x  +  K_c · bias )
 
-with the stages, each a ``scipy.sparse`` CSR matrix built once in the constructor:
+with the stages, each a ``scipy.sparse`` CSR matrix built once in the constructor::
 
-``L`` : (n_samples, n_scene)  lens: scene -> photons/s per image-plane sample on the input face
-``S`` : (n_fibers, n_samples) sampling: samples -> flux entering each fiber core
-``T`` : (n_sites, n_fibers)   transfer (the secret): crosstalk, transmission, routing;
-        ``bias`` (n_sites,) stray light in photons/s
-``K_c`` : (n_pixels, n_sites) coupling: output sites -> pixels, times the relay efficiency
-        (the public output-face geometry)
+    L : (n_samples, n_scene)  lens: scene -> photons/s per image-plane sample on the input face
+    S : (n_fibers, n_samples) sampling: samples -> flux entering each fiber core
+    T : (n_sites, n_fibers)   transfer (the secret): crosstalk, transmission, routing;
+            bias (n_sites,) stray light in photons/s
+    K_c : (n_pixels, n_sites) coupling: output sites -> pixels, times the relay efficiency
+            (the public output-face geometry)
 
 and the sensor turns photons into DN as ``gain ⊙ photons + offset`` (EMVA 1288, before
 rounding and clipping; :meth:`optics.sensor.Sensor.affine`). The chain is a

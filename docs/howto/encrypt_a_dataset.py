@@ -197,7 +197,7 @@ assert on_cluster.returncode == 0
 # needs the key), turns the frames into public per-site readouts and compares the key-net's
 # answers with the labels. On the full set of 1000 test digits the key-net scores within a
 # fraction of a percent of the in-memory check of
-# [tutorial 5](../../tutorials/05_does_inference_work/): the frames are the same kind of
+# [tutorial 5](../tutorials/05_does_inference_work.py): the frames are the same kind of
 # frames, only stored.
 
 # %%

@@ -247,10 +247,10 @@ print("  ramp/flat ", " ".join(f"{v:8.3f}" for v in (seen["ramp"] / seen["flat"]
 #   routing.
 #
 # And know the limit of the idea: anyone who can put chosen patterns in front of the camera
-# can recover the routing fiber by fiber. The [threat model](../../explanation/threat-model/)
+# can recover the routing fiber by fiber. The [threat model](../explanation/threat-model.md)
 # says plainly what the faceplate hides and what it does not; the
-# [key file page](../../explanation/keyfile/) describes the format.
+# [key file page](../explanation/keyfile.md) describes the format.
 
 # %%
-print("files of this tutorial are in", OUT.resolve())
+print("files of this tutorial are in KEYCAM_TUTORIAL_OUT:")
 print(sorted(p.name for p in OUT.glob("01_*.png")))

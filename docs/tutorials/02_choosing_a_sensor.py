@@ -12,7 +12,8 @@
 # # Choosing a sensor
 #
 # Behind the faceplate sits an ordinary CMOS sensor. keycam models it with the linear camera
-# model of the **EMVA 1288** standard (Release 4.0, 2021), the same model camera makers use
+# model of the **EMVA 1288** standard (Release 4.0, 2021;
+# [references](../explanation/references.md)), the same model camera makers use
 # on their data sheets: photons → electrons (quantum efficiency η) → shot, dark and read
 # noise → full well → system gain K → black level → ADC rounding and clipping.
 #
@@ -273,8 +274,8 @@ plt.show()
 #   `[sensor]` table of your camera configuration.
 # * From the command line: `python -m optics.emva --preset imx174 --roi 128 --plot ptc.png`
 #   prints the configured and recovered figures side by side (see the
-#   [command-line reference](../../reference/cli/)).
+#   [command-line reference](../reference/cli.md)).
 
 # %%
-print("figures written to", OUT.resolve())
+print("figures written to KEYCAM_TUTORIAL_OUT:")
 print(sorted(p.name for p in OUT.glob("02_*.png")))

@@ -72,7 +72,7 @@ SEEDS = range(1) if QUICK else range(4)  # random keys averaged per block size
 square = FaceplateConfig(lattice="square", rows=6, cols=6, pitch_um=1000, core_diameter_um=600)
 hexagonal = square.model_copy(update={"lattice": "hexagonal"})
 
-fig, axes = plt.subplots(1, 2, figsize=(9, 4.3), layout="constrained")
+fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), layout="constrained")
 for ax, cfg in zip(axes, (square, hexagonal), strict=True):
     xy = cfg.site_centers_um() / 1000.0  # mm
     d = cfg.core_diameter_um / 1000.0
@@ -188,7 +188,7 @@ plt.show()
 
 # %%
 ratios = np.round(np.arange(1.0, 5.01, 0.5 if QUICK else 0.25), 2)
-fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
+fig, ax = plt.subplots(figsize=(10, 5.5), layout="constrained")
 for blur in (2.0, 4.0, 8.0):
     noise = []
     for ratio in ratios:
@@ -203,7 +203,7 @@ ax.set(
     title="how many pixels per fiber?",
     ylim=(0.8, 300),
 )
-ax.legend(fontsize="small")
+ax.legend()
 fig.savefig(OUT / "03_readout_noise.png", dpi=110)
 plt.show()
 
@@ -409,8 +409,8 @@ plt.show()
 # radius (a different material), a steeper allowed tilt, a finer lattice, or a local key
 # with a per-fiber gain key (`gain_key_rms`) and stray light (`bias_photons_per_s`) that
 # hide block means without moving fibers far. What the faceplate cannot hide is discussed
-# in the [threat model](../../explanation/threat-model/).
+# in the [threat model](../explanation/threat-model.md).
 
 # %%
-print("figures written to", OUT.resolve())
+print("figures written to KEYCAM_TUTORIAL_OUT:")
 print(sorted(p.name for p in OUT.glob("03_*.png")))

@@ -64,7 +64,7 @@ recipe.update(rows=N, cols=N, block_size=B, permute_blocks=False, seed=2024)
 key = keygen(FaceplateConfig(**recipe))
 key_file = WORK / "device.key"
 key.save(key_file, overwrite=True)  # a tutorial re-runs; a real device key is never replaced
-print(key, "->", key_file)
+print(key, "->", key_file.relative_to(OUT))
 
 # %% [markdown]
 # ## 2. Routing and checks
@@ -74,7 +74,7 @@ print(key, "->", key_file)
 # describes clear resin cores of 0.6 mm in a lower-index resin matrix with 0.4 mm walls,
 # a minimum bend radius of 10 mm and at most 30° of tilt from the build axis.
 #
-# The router (explained in tutorial 3 and on the [models page](../../explanation/models/))
+# The router (explained in tutorial 3 and on the [models page](../explanation/models.md))
 # fans the bundle out to a routing pitch of 2(d + c), braids the fibers past each other in
 # two lanes per line — within columns, within rows, within columns — and fans back in. Every
 # move is a curvature-continuous S-curve.
@@ -172,7 +172,7 @@ for f in sorted(WORK.iterdir()):
 # * `device_printed.key` — the key with the printed transmissions (mode 0600, like every key).
 #
 # The meshes are exact enough to read the routing back from them, so they are **as secret as
-# the key** — see the [threat model](../../explanation/threat-model/). Let us confirm what
+# the key** — see the [threat model](../explanation/threat-model.md). Let us confirm what
 # we wrote: the STL is in millimetres and spans the bundle.
 
 # %%
@@ -325,7 +325,7 @@ for ax, (img, title) in zip(
 im = axes[3].imshow(ratio, cmap="coolwarm")
 axes[3].set_title(f"designed-key ÷ printed-key decoding\n(mean {ratio.mean():.2f}×)", fontsize=9)
 axes[3].set_axis_off()
-fig.colorbar(im, ax=axes[3], shrink=0.8)
+fig.colorbar(im, ax=axes[3], shrink=0.8, label="designed ÷ printed decoding (ratio)")
 fig.savefig(OUT / "04_printed_vs_designed.png", dpi=100)
 plt.show()
 
@@ -340,5 +340,5 @@ plt.show()
 # device key.
 
 # %%
-print("files of this tutorial are in", OUT.resolve())
+print("files of this tutorial are in KEYCAM_TUTORIAL_OUT:")
 print(sorted(p.name for p in OUT.glob("04_*.png")))

@@ -13,7 +13,8 @@
 #
 # A keycam camera is not built to be looked at: it is built so that a machine can recognise
 # what is in front of it while people cannot. This tutorial checks that promise with a
-# **key-net** (Byrne, DeCann & Bloom, BMVC 2020): a neural network whose first layer
+# **key-net** (Byrne, DeCann & Bloom, BMVC 2020, on the
+# [references page](../explanation/references.md)): a neural network whose first layer
 # absorbs the camera's key, so that it classifies encrypted frames as well as an ordinary
 # network classifies ordinary pictures.
 #
@@ -58,9 +59,10 @@ DIGITS = 200 if QUICK else 1000  # test digits photographed through the camera
 # ## 1. The verification cameras
 #
 # The test task is the classic one: handwritten digits (a bundled 5000-digit subset of
-# MNIST, 28 × 28 pixels). Both verification cameras are keycam's default printable design
-# with its fiber lattice matched to the digits: 28 × 28 fibers, one digit pixel per fiber,
-# 7 × 7 key blocks with the blocks permuted, the same lens, relay and IMX174-class sensor.
+# MNIST, [LeCun 1998](../explanation/references.md), 28 × 28 pixels). Both verification
+# cameras are keycam's default printable design with its fiber lattice matched to the digits:
+# 28 × 28 fibers, one digit pixel per fiber, 7 × 7 key blocks with the blocks permuted, the
+# same lens, relay and IMX174-class sensor.
 #
 # * **realistic** (the default of `python -m keynet.verify`): the camera as built, with the
 #   default camera's 2 % crosstalk at the input and at the output face and its dead fibers
@@ -109,7 +111,7 @@ plt.show()
 #
 # `keynet.verify.verify` does the whole experiment and `python -m keynet.verify` prints
 # the same table from the command line (see the
-# [command-line reference](../../reference/cli/)). It trains an ordinary LeNet on 4000
+# [command-line reference](../reference/cli.md)). It trains an ordinary LeNet on 4000
 # digits (or loads cached weights), keys it with the camera, photographs the test digits
 # with all sensor noise, and compares seven ways of classifying them. First the realistic
 # camera, then the idealised one.
@@ -171,9 +173,10 @@ print(format_table(results["ideal"]))
 #   of the realistic camera's crosstalk would make it about 8× denser; keycam undoes the
 #   output crosstalk with the largest first-order corrections that fit in 1.5× the plain
 #   non-zeros, and fills dead fibers from their neighbours (see Key-nets on
-#   [the models page](../../explanation/models/)).
+#   [the models page](../explanation/models.md)).
 # * **parameters / non-zeros** — the whole network: below 2× on both cameras. The Key-Nets
-#   paper reports 3.0× for its LeNet with a permutation key.
+#   paper ([Byrne 2020](../explanation/references.md)) reports 3.0× for its LeNet with a
+#   permutation key.
 # * **memory and inference time** — what deployment costs. The sparse first layer is faster
 #   than the plain convolution.
 #
@@ -249,7 +252,8 @@ print("truth:       ", labels_true)
 # fiber transmissions), plus a sprinkle of small crosstalk corrections. Because a
 # convolution's pattern tells which inputs are neighbours, and its weights are shared across
 # the image, the routing can be recovered from the public key-net alone. Keep key-nets as
-# confidential as the key file — see the [threat model](../../explanation/threat-model/).
+# confidential as the key file — see the
+# [threat model](../explanation/threat-model.md).
 
 # %%
 m, _ = net.first_stage_matrix()  # (1176, 784): digit pixels -> pooled feature map
@@ -264,5 +268,5 @@ plt.show()
 print(f"non-zeros: plain first stage {np.count_nonzero(m)}, key-net first layer {w1.nnz}")
 
 # %%
-print("figures written to", OUT.resolve())
+print("figures written to KEYCAM_TUTORIAL_OUT:")
 print(sorted(p.name for p in OUT.glob("05_*.png")))

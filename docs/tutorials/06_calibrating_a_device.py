@@ -287,14 +287,14 @@ plt.show()
 #   unscrambling.
 # * Wrong, missing or extra frames, frames of another camera or out of order are refused
 #   with one line naming the problem, and nothing is written. All options are listed in the
-#   [command-line reference](../../reference/cli/).
+#   [command-line reference](../reference/cli.md).
 #
 # ## 8. What this means for privacy
 #
 # Nothing in this procedure needs the key: **anyone who can put 14 patterns in front of the
 # camera recovers its key** in about a second of computing. The faceplate hides pictures from
 # people who only see frames; it does not protect a camera that others can point at a
-# screen. The [threat model](../../explanation/threat-model/) says what follows from that.
+# screen. The [threat model](../explanation/threat-model.md) says what follows from that.
 
 # %%
 print("files of this tutorial are in", WORK.resolve())

@@ -66,8 +66,10 @@ def _csr_arrays(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
 class Key:
     """The secret of one faceplate: routing, transmission, bias, crosstalk and dead fibers.
 
-    Attributes (read-only arrays, ``n = rows × cols``, indexed by **input** fiber unless stated)
-    ------------------------------------------------------------------------------------------
+    The arrays are read-only, ``n = rows × cols``, indexed by **input** fiber unless stated.
+
+    Attributes
+    ----------
     config : FaceplateConfig
         The recipe the key came from (lattice kind, size, pitch, block size, ...).
     routing : (n,) int64
