@@ -48,6 +48,7 @@ __all__ = [
     "correlation_matrix",
     "embed",
     "neighbour_fraction",
+    "neighbours",
     "place_on_grid",
     "topology_attack",
 ]
@@ -61,6 +62,11 @@ def correlation_matrix(readouts: NDArray[np.floating]) -> NDArray[np.float64]:
     norm = np.linalg.norm(r, axis=0)
     z = r / np.where(norm > 0, norm, np.inf)
     return z.T @ z
+
+
+def neighbours(readouts: NDArray[np.floating], k: int = 4) -> NDArray[np.int64]:
+    """Each site's ``k`` most correlated sites over a stream ``(N, n)``: ``(n, k)``."""
+    return _knn(correlation_matrix(readouts), k)
 
 
 def _knn(corr: NDArray[np.float64], k: int) -> NDArray[np.int64]:
