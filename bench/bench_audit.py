@@ -127,6 +127,9 @@ LEVERS = {
     "global permutation (b=32)": {"block": 32},
     "gain spread 0.3": {"block": 8, "gain_rms": 0.3},
     "mix k=2, a=0.2": {"block": 8, "mix": 0.2},
+    "mix k=2, a=0.25": {"block": 8, "mix": 0.25},
+    "mix k=2, a=0.3": {"block": 8, "mix": 0.3},
+    "mix k=2, a=0.25 + gain spread 0.3": {"block": 8, "mix": 0.25, "gain_rms": 0.3},
     "mix k=2, a=0.35": {"block": 8, "mix": 0.35},
     "mix k=2, a=0.45": {"block": 8, "mix": 0.45},
 }
