@@ -34,6 +34,7 @@ CLIS = (
     "sim.calibrate patterns",
     "sim.calibrate simulate",
     "sim.calibrate solve",
+    "sim.audit",
 )
 
 
