@@ -42,6 +42,7 @@ import scipy.sparse as sp
 from optics.faceplate import Key, SiteReadout, keygen, transfer_operator
 from optics.faceplate import unscramble as _unscramble
 from optics.sensor import Sensor
+from sim.budget import check_camera_memory
 from sim.colour import prepare_colour_scene
 from sim.config import CameraConfig, load_config
 from sim.pipeline import AffineStage, Pipeline
@@ -84,6 +85,9 @@ class Camera:
     ------
     ValueError
         A key for another lattice (the message names both lattices).
+    keycam.limits.MemoryLimitError
+        (a ``ValueError``) The camera's estimated memory (:func:`sim.budget.camera_memory`)
+        exceeds the budget (``KEYCAM_MAX_MEMORY_MB``); checked before anything is built.
     """
 
     def __init__(
@@ -91,6 +95,9 @@ class Camera:
     ) -> None:
         if not isinstance(config, CameraConfig):
             raise TypeError(f"config must be a CameraConfig, got {type(config).__name__}")
+        if _parts is None:
+            # before anything proportional to the camera is allocated (key included)
+            check_camera_memory(config)
         if key is None:
             key = keygen(config.faceplate)
         check_key(config, key)
