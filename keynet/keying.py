@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,13 +271,16 @@ class KeyNet:
 
 def load_keynet(path: str | os.PathLike[str]) -> KeyNet:
     """Load a key-net written by :meth:`KeyNet.save`; ValueError if the file is not one."""
-    with np.load(path, allow_pickle=False) as f:
-        if "format" not in f.files or str(f["format"]) != _FORMAT:
-            raise ValueError(f"key-net: {path} is not a keycam key-net file")
-        missing = set(_FILE_ARRAYS) - set(f.files)
-        if missing:
-            raise ValueError(f"key-net: {path} lacks arrays {sorted(missing)}")
-        a = {k: f[k] for k in f.files}
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "format" not in f.files or str(f["format"]) != _FORMAT:
+                raise ValueError(f"key-net: {path} is not a keycam key-net file")
+            missing = set(_FILE_ARRAYS) - set(f.files)
+            if missing:
+                raise ValueError(f"key-net: {path} lacks arrays {sorted(missing)}")
+            a = {k: f[k] for k in f.files}
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise ValueError(f"key-net: {path} is damaged ({type(exc).__name__})") from None
     w1 = sp.csr_matrix(
         (a["w1_data"], a["w1_indices"], a["w1_indptr"]), shape=tuple(int(v) for v in a["w1_shape"])
     )
@@ -302,7 +307,15 @@ def _first_layer(
     # Moore-Penrose: digit pixels that reach no site (dead fibers) get zero rows in A_s⁺.
     x = np.zeros((784, m.shape[0]))
     sub = gram[seen][:, seen].tocsc()
-    x[seen] = spla.splu(sub).solve(np.ascontiguousarray(m.T[seen]))  # (A_sᵀA_s)⁻¹ Mᵀ
+    try:
+        lu = spla.splu(sub)
+    except RuntimeError:  # singular: the sites do not tell the digit pixels apart
+        raise ValueError(
+            f"camera operator: its {a.shape[0]} readout sites do not determine the "
+            f"{int(seen.sum())} digit pixels they see (rank-deficient); use a camera with at "
+            "least one fiber per digit pixel, such as the 28x28-fiber verification camera"
+        ) from None
+    x[seen] = lu.solve(np.ascontiguousarray(m.T[seen]))  # (A_sᵀA_s)⁻¹ Mᵀ
     w = np.asarray(a @ x).T  # M A_s⁺, (1176, n_sites)
     b = c - w @ op.offset
     unit_key = key1.expand(14 * 14)

@@ -27,22 +27,20 @@ import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-from threadpoolctl import threadpool_limits
+from typing import TYPE_CHECKING, Any
 
 from keycam.cli import ArgumentParser, CLIError, run
-from keycam.fileio import write_bytes_atomic
 
-from .dataset import load_split
-from .keying import key_network, plain_nbytes
-from .train import TrainConfig, train_or_load
+if TYPE_CHECKING:  # numpy and the network are imported inside the functions (fast start-up)
+    from sim.config import CameraConfig
 
-__all__ = ["PAPER_LENET", "main", "verify"]
+__all__ = ["MAX_EPOCHS", "PAPER_LENET", "main", "verify", "verify_memory"]
 
 #: Key-Nets (Byrne, DeCann, Bloom, BMVC 2020), LeNet on MNIST with a permutation key.
 PAPER_LENET = {"params": 106_154, "nnz_keyed": 323_491}
+
+#: Most training epochs ``--epochs`` accepts.
+MAX_EPOCHS = 200
 
 
 def default_camera_path() -> Path:
@@ -50,8 +48,28 @@ def default_camera_path() -> Path:
     return Path(str(resources.files("keynet.data") / "verify_camera.toml"))
 
 
+def verify_memory(config: CameraConfig, n_digits: int) -> float:
+    """Estimated peak memory of :func:`verify` with ``config``, bytes (beyond the network).
+
+    Two cameras' operators (the camera with its conventional twin, and the other key's
+    camera; :func:`sim.budget.camera_memory`), the frames of ``n_digits`` digits through two
+    cameras, three dense input operators (sites x 784) and the readouts.
+    """
+    from sim.budget import camera_memory
+
+    n_f = config.faceplate.rows * config.faceplate.cols
+    n_px = config.sensor.width_px * config.sensor.height_px
+    cameras = 2.0 * camera_memory(config)["total"]
+    frames = 2.0 * n_digits * n_px * 2 + n_px * 784 * 12.0
+    operators = 4.0 * n_f * 784 * 8
+    readouts = 4.0 * n_digits * n_f * 8
+    return cameras + frames + operators + readouts
+
+
 def median_time(fn, repeats: int) -> float:
     """Median wall time of ``fn()`` over ``repeats`` calls, in seconds."""
+    import numpy as np
+
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -86,17 +104,37 @@ def verify(
     timing_repeats : int
         Inference timings are the median of this many runs.
     """
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from keycam.limits import check_memory
     from sim.camera import Camera
     from sim.config import load_config
 
+    from .dataset import load_split
+    from .keying import key_network, plain_nbytes
     from .readout import PublicReadout, capture_readouts, input_operator
+    from .train import TrainConfig, train_or_load
 
     if not 1 <= n_digits <= 1000:
         raise ValueError(f"digits must be in 1..1000, got {n_digits}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
+    if epochs is not None and not 1 <= epochs <= MAX_EPOCHS:
+        raise ValueError(f"epochs must be in 1..{MAX_EPOCHS}, got {epochs}")
     path = Path(config_path) if config_path is not None else default_camera_path()
     config = load_config(path)
+    n_sites = config.faceplate.rows * config.faceplate.cols
+    if n_sites < 28 * 28:
+        raise ValueError(
+            f"camera {path}: {n_sites} fibers cannot carry a 28x28 digit; a key-net needs at "
+            "least one fiber per digit pixel (faceplate.rows x cols >= 784)"
+        )
+    check_memory(
+        f"keynet.verify with the camera {path}",
+        verify_memory(config, n_digits),
+        reduce="the camera's faceplate.rows/cols or sensor.width_px/height_px, or --digits",
+    )
     tcfg = TrainConfig(seed=seed) if epochs is None else TrainConfig(epochs=epochs, seed=seed)
 
     split = load_split()
@@ -219,10 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--config", type=Path, help="camera TOML (default: 28x28-fiber camera)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--force", action="store_true", help="replace an existing --json file")
     parser.add_argument("--seed", type=int, default=0, help="seed of training, keys and noise")
-    parser.add_argument(
-        "--epochs", type=int, help=f"training epochs (default {TrainConfig().epochs})"
-    )
+    parser.add_argument("--epochs", type=int, help=f"training epochs, 1..{MAX_EPOCHS} (default 20)")
     parser.add_argument(
         "--digits", type=int, default=1000, help="test digits to photograph (1..1000)"
     )
@@ -230,20 +267,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seed < 0:
         raise CLIError(f"--seed must be >= 0, got {args.seed}")
-    if args.epochs is not None and args.epochs < 1:
-        raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.epochs is not None and not 1 <= args.epochs <= MAX_EPOCHS:
+        raise CLIError(f"--epochs must be in 1..{MAX_EPOCHS}, got {args.epochs}")
     if not 1 <= args.digits <= 1000:
         raise CLIError(f"--digits must be in 1..1000, got {args.digits}")
-    if args.config is not None and not args.config.is_file():
-        raise CLIError(f"--config: no such file: {args.config}")
     if args.json is not None and not args.json.parent.resolve().is_dir():
         raise CLIError(f"--json: folder does not exist: {args.json.parent}")
-    result = verify(
-        args.config, seed=args.seed, epochs=args.epochs, n_digits=args.digits, quiet=args.quiet
-    )
+
+    from keycam.loading import open_regular
+    from keycam.outputs import OutputSet
+
+    if args.config is not None:
+        open_regular(args.config, what="--config").close()  # a clear message for folders, FIFOs
+    with OutputSet(overwrite=args.force, inputs=[args.config] if args.config else []) as out:
+        if args.json is not None:
+            out.plan(args.json)
+        result = verify(
+            args.config, seed=args.seed, epochs=args.epochs, n_digits=args.digits, quiet=args.quiet
+        )
+        if args.json is not None:
+            out.write_bytes(args.json, (json.dumps(result, indent=2) + "\n").encode())
+        out.commit()
     print(format_table(result))
-    if args.json is not None:
-        write_bytes_atomic(args.json, (json.dumps(result, indent=2) + "\n").encode())
     return 0
 
 

@@ -43,8 +43,11 @@ def test_cli_small_run_writes_json_and_caches(tmp_path) -> None:
     assert r["memory_ratio"] <= 3.0
     assert r["train"]["weights_from_cache"] is False
     assert len(list(cache.glob("lenet-*.npz"))) == 1
+    # an existing --json is not replaced without --force
+    again = _run(args, cache, tmp_path)
+    assert_refused(again, "v.json", "--force")
     # second run loads the cached weights and reproduces the figures
-    proc2 = _run(args, cache, tmp_path)
+    proc2 = _run([*args, "--force"], cache, tmp_path)
     assert proc2.returncode == 0, proc2.stderr
     r2 = json.loads(out.read_text())
     assert r2["train"]["weights_from_cache"] is True
