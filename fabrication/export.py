@@ -16,13 +16,30 @@ Command line::
 writes ``DIR/<key stem>_cores.stl`` (one watertight body per fiber),
 ``DIR/<key stem>_matrix.stl`` (housing minus cores) and ``DIR/<key stem>.3mf`` (both
 bodies). If any manufacturability check fails it writes nothing and exits with status 2 and
-one ``error:`` line naming the violated rule and the fiber. Files are written atomically and
-never overwritten without ``--force``. The key itself is never printed; its fingerprint is.
+one ``error:`` line naming the violated rule and the fiber. All files of a run appear
+together or not at all (:class:`keycam.outputs.OutputSet`, which also removes folders the
+run created if it fails), are never overwritten without ``--force``, and are never the input
+key. The key itself is never printed; its fingerprint is.
 """
 
 from __future__ import annotations
 
-import contextlib
+if __name__ == "__main__":  # pragma: no cover - `python -m fabrication.export`
+    # Run the command under keycam's interrupt handling *before* the heavy imports below:
+    # `main` is imported (as fabrication.export) inside `run`, so a Ctrl-C during start-up
+    # ends with one line, like anywhere else.
+    import sys
+    from collections.abc import Sequence
+
+    from keycam.cli import run
+
+    def _entry(argv: Sequence[str] | None = None) -> int:
+        from fabrication.export import main
+
+        return main(argv)
+
+    sys.exit(run(_entry))
+
 import json
 import math
 import sys
@@ -41,7 +58,6 @@ from fabrication.routing import Route, route_permutation
 from fabrication.sampling import Polylines, sample_route
 from fabrication.transmission import fiber_transmission
 from keycam.cli import ArgumentParser, CLIError, progress, run
-from keycam.fileio import write_bytes_atomic
 
 __all__ = ["FULL_WATERTIGHT_CHECK_FACES", "Device", "build", "main", "route_key"]
 
@@ -166,6 +182,7 @@ def _parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m fabrication.export``; returns the exit status."""
+    from keycam.outputs import OutputSet
     from optics.faceplate import Key
 
     args = _parser().parse_args(argv)
@@ -180,83 +197,69 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets["matrix"] = out / f"{stem}_matrix.stl"
     if not args.no_3mf:
         targets["3mf"] = out / f"{stem}.3mf"
-    extra = [Path(p) for p in (args.report, args.write_transmission) if p]
-    for p in [*targets.values(), *extra]:
-        if p.exists() and not args.force:
-            raise CLIError(f"{p} exists (use --force to overwrite)")
-        if p.parent != out and not p.parent.is_dir():
-            raise CLIError(f"output folder does not exist: {p.parent}")
-    if args.write_transmission and Path(args.write_transmission).resolve() == key_path.resolve():
-        raise CLIError("--write-transmission must not overwrite the input key")
+    with OutputSet(overwrite=args.force, inputs=[key_path]) as outputs:
+        for p in targets.values():
+            outputs.plan(p)
+        if args.write_transmission:
+            outputs.plan(args.write_transmission, mode=0o600)  # a key: a secret
+        if args.report:
+            outputs.plan(args.report)
 
-    key = Key.load(key_path)
-    process = ProcessConfig.preset(args.process)
-    quiet = args.quiet
+        key = Key.load(key_path)
+        process = ProcessConfig.preset(args.process)
+        quiet = args.quiet
 
-    def say(msg: str) -> None:
-        if not quiet and sys.stderr.isatty():
-            sys.stderr.write(f"{msg}\n")
+        def say(msg: str) -> None:
+            if not quiet and sys.stderr.isatty():
+                sys.stderr.write(f"{msg}\n")
 
-    say(f"key {key.fingerprint}: {key.config.rows}x{key.config.cols} fibers, "
-        f"block {key.config.block_size}")  # fmt: skip
-    device = build(key, process, log=say)
-    report = device.report
-    if not report.passed:
-        bad = report.failures()[0]
-        raise CLIError(f"check failed, nothing written: {bad.message(key.config.cols)}")
-    t_check = time.perf_counter() - t0
+        say(f"key {key.fingerprint}: {key.config.rows}x{key.config.cols} fibers, "
+            f"block {key.config.block_size}")  # fmt: skip
+        device = build(key, process, log=say)
+        report = device.report
+        if not report.passed:
+            bad = report.failures()[0]
+            raise CLIError(f"check failed, nothing written: {bad.message(key.config.cols)}")
+        t_check = time.perf_counter() - t0
 
-    radius = process.channel_diameter_mm / 2.0
-    sides = process.polygon_sides()
-    say("meshing")
-    cores, matrix = bundle_meshes(
-        device.polylines,
-        radius,
-        sides,
-        process.housing_margin_mm,
-        matrix=not args.no_matrix,
-        progress=lambda it: progress(
-            it, total=-(-key.n_fibers // 256), desc="meshing", quiet=quiet, unit="batch"
-        ),
-    )
-    # Tubes are closed by construction and the matrix faces are verified to close against
-    # the rings; the full edge check is run when it is cheap (it sorts every edge).
-    for name, m in (("cores", cores), ("matrix", matrix)):
-        if m is not None and m.n_faces <= FULL_WATERTIGHT_CHECK_FACES and not is_watertight(m):
-            raise CLIError(f"{name} mesh is not watertight, nothing written")
-    n_faces = cores.n_faces
-
-    written: list[Path] = []
-    created_out = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        write_stl(
-            targets["cores"],
-            [cores],
-            n_faces,
-            overwrite=args.force,
-            header=f"keycam cores {key.fingerprint}",
+        radius = process.channel_diameter_mm / 2.0
+        sides = process.polygon_sides()
+        say("meshing")
+        cores, matrix = bundle_meshes(
+            device.polylines,
+            radius,
+            sides,
+            process.housing_margin_mm,
+            matrix=not args.no_matrix,
+            progress=lambda it: progress(
+                it, total=-(-key.n_fibers // 256), desc="meshing", quiet=quiet, unit="batch"
+            ),
         )
-        written.append(targets["cores"])
-        if matrix is not None:
+        # Tubes are closed by construction and the matrix faces are verified to close against
+        # the rings; the full edge check is run when it is cheap (it sorts every edge).
+        for name, m in (("cores", cores), ("matrix", matrix)):
+            if m is not None and m.n_faces <= FULL_WATERTIGHT_CHECK_FACES and not is_watertight(m):
+                raise CLIError(f"{name} mesh is not watertight, nothing written")
+        n_faces = cores.n_faces
+
+        with outputs.staging(targets["cores"]) as tmp:
             write_stl(
-                targets["matrix"],
-                [matrix],
-                matrix.n_faces,
-                overwrite=args.force,
-                header=f"keycam matrix {key.fingerprint}",
+                tmp, [cores], n_faces, overwrite=True, header=f"keycam cores {key.fingerprint}"
             )
-            written.append(targets["matrix"])
+        if matrix is not None:
+            with outputs.staging(targets["matrix"]) as tmp:
+                write_stl(tmp, [matrix], matrix.n_faces, overwrite=True,
+                          header=f"keycam matrix {key.fingerprint}")  # fmt: skip
         if "3mf" in targets:
             bodies = [("cores", lambda: iter([cores]))]
             if matrix is not None:
                 bodies.append(("matrix", lambda: iter([matrix])))
-            write_3mf(targets["3mf"], bodies, overwrite=args.force)
-            written.append(targets["3mf"])
+            with outputs.staging(targets["3mf"]) as tmp:
+                write_3mf(tmp, bodies, overwrite=True)
         if args.write_transmission:
             new_key = key.with_transmission(device.transmission["total"])
-            new_key.save(args.write_transmission, overwrite=args.force)
-            written.append(Path(args.write_transmission))
+            with outputs.staging(args.write_transmission) as tmp:
+                new_key.save(tmp, overwrite=True)
         if args.report:
             d = json.loads(report.to_json())
             d["key_fingerprint"] = key.fingerprint
@@ -270,16 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 k: {"min": float(v.min()), "mean": float(v.mean()), "max": float(v.max())}
                 for k, v in tr.items()
             }
-            write_bytes_atomic(args.report, json.dumps(d, indent=2).encode(), overwrite=args.force)
-            written.append(Path(args.report))
-    except BaseException:
-        for p in written:  # all or nothing
-            with contextlib.suppress(OSError):
-                p.unlink()
-        if created_out:
-            with contextlib.suppress(OSError):
-                out.rmdir()
-        raise
+            outputs.write_bytes(args.report, json.dumps(d, indent=2).encode())
+        written = outputs.commit()
     if not quiet:
         print(
             f"key {key.fingerprint}: {report.n_fibers} fibers, length {report.length_mm:.1f} mm "
@@ -287,7 +282,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"all checks passed; wrote {', '.join(str(p) for p in written)}"
         )
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(run(main))

@@ -6,6 +6,11 @@ fields, refuses ``inf`` and ``nan``, and takes numbers and booleans only as what
 boolean is not a count (``rows = true`` does not load as 1) and a number is not a switch. A bad
 value therefore fails when the configuration is loaded, with the field's name, never deep
 inside a computation.
+
+:func:`describe_validation_error` turns a validation error into one line that names every bad
+field and its problem but never quotes a whole table, and never quotes the value of a secret
+field (one whose name contains ``seed``, ``key``, ``secret``, ``password`` or ``token``):
+a camera configuration's ``faceplate.seed`` *is* its key.
 """
 
 from __future__ import annotations
@@ -16,7 +21,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
-__all__ = ["ConfigModel"]
+__all__ = ["ConfigModel", "describe_validation_error", "is_secret_field"]
+
+#: Parts of a field name that mark its value as secret (never echoed in messages).
+SECRET_NAME_PARTS = ("seed", "key", "secret", "password", "token")
+
+_MAX_ECHO = 40  # longest value representation quoted in a message, characters
 
 
 def _accepts(annotation: Any, kind: type) -> bool:
@@ -50,3 +60,55 @@ class ConfigModel(BaseModel):
         if wants_bool and not wants_number and not isinstance(value, bool):
             raise ValueError(f"expected true or false, got {value!r}")
         return value
+
+
+def is_secret_field(loc: tuple[Any, ...] | list[Any]) -> bool:
+    """Whether a field location (``("faceplate", "seed")``) names a secret value."""
+    return any(
+        isinstance(part, str) and any(s in part.lower() for s in SECRET_NAME_PARTS) for part in loc
+    )
+
+
+def _echo(value: Any) -> str | None:
+    """A short representation of a scalar input, or None (tables, lists, long values)."""
+    if value is None or isinstance(value, bool | int | float):
+        text = repr(value)
+    elif isinstance(value, str):
+        text = repr(value)
+    else:
+        return None
+    return text if len(text) <= _MAX_ECHO else None
+
+
+def describe_validation_error(exc: Any) -> str:
+    """One line describing a pydantic ``ValidationError`` without leaking secrets.
+
+    Each problem is ``location: message`` and, for a short scalar input of a field that is
+    not secret, ``(got VALUE)``. Unknown fields are named but their values are not quoted;
+    tables and lists are never quoted.
+    """
+    parts = []
+    errors = exc.errors(include_url=False, include_context=False)
+    for err in errors[:10]:
+        loc = tuple(err.get("loc", ()))
+        where = ".".join(str(p) for p in loc) or str(exc.title)
+        msg = str(err.get("msg", ""))
+        kind = str(err.get("type", ""))
+        secret = is_secret_field(loc)
+        value = err.get("input")
+        if secret:
+            shown = _echo(value)
+            if shown is not None and len(str(value)) >= 3:
+                msg = msg.replace(shown, "<hidden>").replace(str(value), "<hidden>")
+            msg += " (value hidden: secret field)"
+        elif kind == "extra_forbidden":
+            msg = "unknown field (not allowed here)"
+        else:
+            shown = _echo(value)
+            if shown is not None:
+                msg += f" (got {shown})"
+        parts.append(f"{where}: {msg}")
+    more = len(errors) - len(parts)
+    if more > 0:
+        parts.append(f"and {more} more problem(s)")
+    return f"invalid {exc.title} - " + "; ".join(parts)

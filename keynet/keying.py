@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,13 +230,16 @@ class KeyNet:
 
 def load_keynet(path: str | os.PathLike[str]) -> KeyNet:
     """Load a key-net written by :meth:`KeyNet.save`; ValueError if the file is not one."""
-    with np.load(path, allow_pickle=False) as f:
-        if "format" not in f.files or str(f["format"]) != _FORMAT:
-            raise ValueError(f"key-net: {path} is not a keycam key-net file")
-        missing = set(_FILE_ARRAYS) - set(f.files)
-        if missing:
-            raise ValueError(f"key-net: {path} lacks arrays {sorted(missing)}")
-        a = {k: f[k] for k in f.files}
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "format" not in f.files or str(f["format"]) != _FORMAT:
+                raise ValueError(f"key-net: {path} is not a keycam key-net file")
+            missing = set(_FILE_ARRAYS) - set(f.files)
+            if missing:
+                raise ValueError(f"key-net: {path} lacks arrays {sorted(missing)}")
+            a = {k: f[k] for k in f.files}
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise ValueError(f"key-net: {path} is damaged ({type(exc).__name__})") from None
     w1 = sp.csr_matrix(
         (a["w1_data"], a["w1_indices"], a["w1_indptr"]), shape=tuple(int(v) for v in a["w1_shape"])
     )

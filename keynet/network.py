@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -159,11 +161,21 @@ class LeNet:
 
 
 def load_lenet(path: str | os.PathLike[str]) -> LeNet:
-    """Load a network written by :meth:`LeNet.save`; ValueError if the file is not one."""
-    with np.load(path, allow_pickle=False) as f:
-        if "format" not in f.files or str(f["format"]) != _FORMAT:
-            raise ValueError(f"weights: {path} is not a keycam LeNet weight file")
-        state = {k[1:]: f[k] for k in f.files if k.startswith("p")}
-    net = LeNet(rng=np.random.default_rng(0))
-    net.load_state(state)
+    """Load a network written by :meth:`LeNet.save`.
+
+    Raises
+    ------
+    ValueError
+        The file is not a keycam LeNet weight file, or is truncated or damaged (a broken
+        zip archive, a missing or mis-shaped array).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "format" not in f.files or str(f["format"]) != _FORMAT:
+                raise ValueError(f"weights: {path} is not a keycam LeNet weight file")
+            state = {k[1:]: f[k] for k in f.files if k.startswith("p")}
+        net = LeNet(rng=np.random.default_rng(0))
+        net.load_state(state)
+    except (zipfile.BadZipFile, EOFError, KeyError, zlib.error) as exc:
+        raise ValueError(f"weights: {path} is damaged ({type(exc).__name__})") from None
     return net

@@ -148,14 +148,16 @@ def train_or_load(
     """Return trained weights from the cache if present, else train and cache them.
 
     Returns ``(net, loaded_from_cache)``. The cache file name is ``lenet-<cache_key>.npz``;
-    an unreadable cache file is ignored and replaced.
+    an unreadable cache file (truncated, damaged, not a weight file) is ignored and replaced
+    by the freshly trained weights (written atomically, so a run cut short never leaves a
+    half-written cache file).
     """
     path = cache_dir() / f"lenet-{cache_key(config)}.npz"
     if use_cache and path.is_file():
         try:
             return load_lenet(path), True
         except (ValueError, OSError):
-            pass
+            pass  # damaged: train again and replace it below
     net, _ = train(split, config, quiet=quiet)
     if use_cache:
         try:

@@ -32,22 +32,30 @@ import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-from threadpoolctl import threadpool_limits
+from typing import TYPE_CHECKING, Any
 
 from keycam.cli import ArgumentParser, CLIError, run
-from keycam.fileio import write_bytes_atomic
-from optics.faceplate import Key
 
-from .dataset import load_split
-from .keying import KeyNet, key_network, plain_nbytes
-from .network import LeNet
-from .operators import SecretMap
-from .train import TrainConfig, train_or_load
+if TYPE_CHECKING:  # numpy and the network load inside the functions: Ctrl-C-safe start-up
+    import numpy as np
 
-__all__ = ["CAMERAS", "CHANCE", "KEYING", "PAPER_LENET", "camera_path", "main", "verify"]
+    from optics.faceplate import Key
+
+    from .keying import KeyNet
+    from .network import LeNet
+    from .operators import SecretMap
+
+__all__ = [
+    "CAMERAS",
+    "CHANCE",
+    "KEYING",
+    "MAX_EPOCHS",
+    "PAPER_LENET",
+    "camera_path",
+    "main",
+    "verify",
+    "verify_memory",
+]
 
 #: Key-Nets (Byrne, DeCann, Bloom, BMVC 2020), LeNet on MNIST with a permutation key.
 PAPER_LENET = {"params": 106_154, "nnz_keyed": 323_491}
@@ -65,6 +73,8 @@ KEYING: dict[str, Any] = {"crosstalk_order": 1, "first_layer_budget": 1.5, "fill
 
 
 def _key(net: LeNet, op: SecretMap, rng: np.random.Generator) -> KeyNet:
+    from .keying import key_network
+
     return key_network(
         net,
         op,
@@ -87,8 +97,32 @@ def default_camera_path() -> Path:
     return camera_path("realistic")
 
 
+def verify_memory(config: Any, n_digits: int) -> float:
+    """Estimated peak memory of :func:`verify` with ``config``, bytes (beyond the network).
+
+    Two cameras' operators (the camera with its conventional twin, and the other key's
+    camera; :func:`sim.memory.camera_memory`), the frames of ``n_digits`` digits through two
+    cameras, the dense input operators (sites x 784) and the readouts.
+    """
+    from sim.memory import camera_memory
+
+    n_f = config.faceplate.rows * config.faceplate.cols
+    n_px = config.sensor.width_px * config.sensor.height_px
+    cameras = 2.0 * camera_memory(config)["total"]
+    frames = 2.0 * n_digits * n_px * 2 + n_px * 784 * 12.0
+    operators = 4.0 * n_f * 784 * 8
+    readouts = 4.0 * n_digits * n_f * 8
+    return cameras + frames + operators + readouts
+
+
+#: Most training epochs ``--epochs`` accepts.
+MAX_EPOCHS = 200
+
+
 def median_time(fn, repeats: int) -> float:
     """Median wall time of ``fn()`` over ``repeats`` calls, in seconds."""
+    import numpy as np
+
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -133,12 +167,19 @@ def verify(
     timing_repeats : int
         Inference timings are the median of this many runs.
     """
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from keycam.limits import check_memory
     from optics.faceplate import keygen
     from sim.camera import Camera
     from sim.config import load_config
     from sim.stages import check_key
 
+    from .dataset import load_split
+    from .keying import plain_nbytes
     from .readout import PublicReadout, capture_readouts, input_operator, secret_map
+    from .train import TrainConfig, train_or_load
 
     if not 1 <= n_digits <= 1000:
         raise ValueError(f"digits must be in 1..1000, got {n_digits}")
@@ -147,6 +188,17 @@ def verify(
     path = Path(config_path) if config_path is not None else camera_path(camera)
     name = camera if config_path is None else "custom"
     config = load_config(path)
+    n_sites = config.faceplate.rows * config.faceplate.cols
+    if n_sites < 28 * 28:
+        raise ValueError(
+            f"camera {path}: {n_sites} fibers cannot carry a 28x28 digit; a key-net needs at "
+            "least one fiber per digit pixel (faceplate.rows x cols >= 784)"
+        )
+    check_memory(
+        f"keynet.verify with the camera {path}",
+        verify_memory(config, n_digits),
+        reduce="the camera's faceplate.rows/cols or sensor.width_px/height_px, or --digits",
+    )
     for k in (key, device_key):
         if k is not None:
             check_key(config, k)  # before any training: a wrong lattice fails at once
@@ -347,9 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--force", action="store_true", help="replace an existing --json file")
     parser.add_argument("--seed", type=int, default=0, help="seed of training, keys and noise")
-    parser.add_argument(
-        "--epochs", type=int, help=f"training epochs (default {TrainConfig().epochs})"
-    )
+    parser.add_argument("--epochs", type=int, help=f"training epochs, 1..{MAX_EPOCHS} (default 20)")
     parser.add_argument(
         "--digits", type=int, default=None, help="test digits to photograph (1..1000)"
     )
@@ -371,12 +421,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.digits = 1000 if args.digits is None else args.digits
     if args.seed < 0:
         raise CLIError(f"--seed must be >= 0, got {args.seed}")
-    if args.epochs is not None and args.epochs < 1:
-        raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.epochs is not None and not 1 <= args.epochs <= MAX_EPOCHS:
+        raise CLIError(f"--epochs must be in 1..{MAX_EPOCHS}, got {args.epochs}")
     if not 1 <= args.digits <= 1000:
         raise CLIError(f"--digits must be in 1..1000, got {args.digits}")
-    if args.config is not None and not args.config.is_file():
-        raise CLIError(f"--config: no such file: {args.config}")
+    if args.config is not None:
+        from keycam.loading import open_regular
+
+        open_regular(args.config, what="--config").close()  # clear words for folders, FIFOs
     if args.json is not None:
         if not args.json.parent.resolve().is_dir():
             raise CLIError(f"--json: folder does not exist: {args.json.parent}")
@@ -412,6 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n\n".join(format_table(r) for r in results.values()))
     if args.json is not None:
         payload = {"cameras": results}
+        from keycam.fileio import write_bytes_atomic
+
         write_bytes_atomic(
             args.json, (json.dumps(payload, indent=2) + "\n").encode(), overwrite=args.force
         )
@@ -426,8 +480,8 @@ def _main_store(args) -> int:
         raise CLIError("--config/--digits: with --store the camera and digits are the store's")
     if args.seed < 0:
         raise CLIError(f"--seed must be >= 0, got {args.seed}")
-    if args.epochs is not None and args.epochs < 1:
-        raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.epochs is not None and not 1 <= args.epochs <= MAX_EPOCHS:
+        raise CLIError(f"--epochs must be in 1..{MAX_EPOCHS}, got {args.epochs}")
     if not args.key.is_file():
         raise CLIError(f"--key: no such file: {args.key}")
     if args.json is not None:
@@ -456,6 +510,8 @@ def _main_store(args) -> int:
         f"{100 * r['accuracy_keynet_store']:8.1f}%"
     )
     if args.json is not None:
+        from keycam.fileio import write_bytes_atomic
+
         write_bytes_atomic(
             args.json, (json.dumps(r, indent=2) + "\n").encode(), overwrite=args.force
         )

@@ -44,6 +44,7 @@ from optics.faceplate import unscramble as _unscramble
 from optics.sensor import Sensor
 from sim.colour import prepare_colour_scene
 from sim.config import CameraConfig, load_config
+from sim.memory import check_camera_memory
 from sim.pipeline import AffineStage, Pipeline
 from sim.scene import prepare_scene
 from sim.stages import PublicStages, build_public_stages, check_key
@@ -84,6 +85,9 @@ class Camera:
     ------
     ValueError
         A key for another lattice (the message names both lattices).
+    keycam.limits.MemoryLimitError
+        (a ``ValueError``) The camera's estimated memory (:func:`sim.memory.camera_memory`)
+        exceeds the budget (``KEYCAM_MAX_MEMORY_MB``); checked before anything is built.
     """
 
     def __init__(
@@ -91,6 +95,9 @@ class Camera:
     ) -> None:
         if not isinstance(config, CameraConfig):
             raise TypeError(f"config must be a CameraConfig, got {type(config).__name__}")
+        if _parts is None:
+            # before anything proportional to the camera is allocated (key included)
+            check_camera_memory(config)
         if key is None:
             key = keygen(config.faceplate)
         check_key(config, key)

@@ -15,26 +15,30 @@ output folder receives
   (``STEM_raw_000.png``, ... when ``--frames`` > 1),
 - ``STEM_raw.npy`` -- all frames as one ``(F, H, W)`` uint16 array (with ``--npy``),
 - ``STEM.json`` -- sidecar: camera configuration (without the key seed), key fingerprint,
-  exposure, seeds, frame statistics, scene source,
+  exposure, noise seeds, frame statistics, scene source; safe to share,
 - ``STEM_preview.png`` -- scene | encrypted frame | unscrambled with the key | conventional
-  camera.
+  camera: it shows the plain scene, so it is as private as the scene itself.
 
-Everything is validated before anything is written; all files are written atomically.
-With ``--seed`` the run is reproducible byte for byte, *including a newly created key*:
-treat that seed as a secret, or create the key without ``--seed``.
+Everything is validated before the work starts, and the run's files (every scene's, and a
+new key) appear all together or not at all (:class:`keycam.outputs.OutputSet`): an error,
+Ctrl-C or a full disk leaves the output folder as it was. No output may be one of the
+inputs (scenes, ``--config``, ``--key``).
+
+A new key is always drawn from the operating system's randomness, never from ``--seed``:
+``--seed`` seeds only the noise, is recorded in the sidecars, and reproduces a run byte for
+byte together with the same ``--key``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import secrets
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from keycam.cli import ArgumentParser, CLIError, progress, run
 from sim.units import parse_exposure as _parse_exposure
@@ -42,7 +46,7 @@ from sim.units import parse_exposure as _parse_exposure
 if TYPE_CHECKING:  # numpy is imported where it is used, so that --help starts fast
     import numpy as np
 
-__all__ = ["key_seed_from_seed", "main", "parse_exposure"]
+__all__ = ["main", "parse_exposure"]
 
 DEFAULT_OUT = "keycam_out"
 KEY_NAME = "device.key"
@@ -53,14 +57,6 @@ DEFAULT_MAX_PIXELS = 50_000_000  # = sim.io.DEFAULT_MAX_PIXELS (kept here to sta
 def parse_exposure(text: str) -> float | str:
     """``"auto"`` or an exposure such as ``0.01``, ``10ms``, ``250us`` -> seconds."""
     return _parse_exposure(text, name="--exposure")
-
-
-def key_seed_from_seed(seed: int) -> int:
-    """The key seed a new key is drawn from under ``--seed N`` (so ``N`` reveals that key)."""
-    import numpy as np
-
-    state = np.random.SeedSequence([seed, 0x6B6579]).generate_state(1, np.uint64)[0]
-    return int(state >> 1)
 
 
 def _positive_int(name: str, lo: int = 1):
@@ -103,7 +99,8 @@ def _parser() -> ArgumentParser:
     p.add_argument(
         "--seed",
         metavar="N",
-        help="seed for noise (and for a newly created key): same seed, same files",
+        help="seed of the noise (recorded in the sidecars): same seed and --key, same files; "
+        "a new key never comes from it",
     )
     p.add_argument("--frames", metavar="N", default="1", help="frames per scene (default 1)")
     p.add_argument(
@@ -120,14 +117,16 @@ def _parser() -> ArgumentParser:
     p.add_argument(
         "--force",
         action="store_true",
-        help="replace existing output files and, without --key, an existing device key",
+        help="replace existing output files and, without --key, an existing device key "
+        "(never an input)",
     )
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument(
         "--max-pixels",
         metavar="N",
         default=None,
-        help="largest accepted scene image, in pixels (default 50000000)",
+        help="largest accepted scene image, in pixels (default 50000000; the memory limit "
+        "KEYCAM_MAX_MEMORY_MB may refuse smaller colour images)",
     )
     p.add_argument(
         "--print-schema",
@@ -147,19 +146,38 @@ class _Scene:
 
 
 def _stems(paths: Sequence[Path]) -> list[str]:
-    seen: dict[str, int] = {}
+    """One distinct output stem per scene: its file stem, or ``stem-2``, ``stem-3``, ...
+
+    Distinct also when names differ only in case, and never equal to another scene's own
+    stem (``ok.png ok.jpg ok-2.png`` -> ``ok``, ``ok-3``, ``ok-2``).
+    """
+    natural = [re.sub(r"[^A-Za-z0-9._-]+", "_", p.stem).strip(".") or "scene" for p in paths]
+    reserved = {n.casefold() for n in natural}
+    used: set[str] = set()
     out = []
-    for p in paths:
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", p.stem) or "scene"
-        k = seen.get(stem, 0)
-        seen[stem] = k + 1
-        out.append(stem if k == 0 else f"{stem}-{k + 1}")
+    for stem in natural:
+        name, k = stem, 1
+        while name.casefold() in used or (k > 1 and name.casefold() in reserved):
+            k += 1
+            name = f"{stem}-{k}"
+        used.add(name.casefold())
+        out.append(name)
     return out
 
 
 def _say(quiet: bool, text: str, *, err: bool = False) -> None:
     if not quiet:
         print(text, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out: {out} exists and is not a folder")
+    probe = out if out.exists() else next((q for q in out.absolute().parents if q.exists()), None)
+    if probe is None or not probe.is_dir():
+        raise CLIError(f"--out: cannot create {out} (a folder on its path is a file)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise CLIError(f"--out: cannot write into {out} (permission denied)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,120 +190,134 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(CameraConfig.model_json_schema(), indent=2))
         return 0
 
-    # ---- validate everything before writing anything (cheap checks first) -----------------
+    # ---- validate everything before the work (cheap checks first) ------------------------
     frames = _positive_int("--frames")(args.frames)
     if frames > MAX_FRAMES:
         raise CLIError(f"--frames: at most {MAX_FRAMES} frames per run, got {frames}")
-    seed = None if args.seed is None else _positive_int("--seed", 0)(args.seed)
+    seed = None if args.seed is None else _seed(args.seed)
     max_pixels = (
         DEFAULT_MAX_PIXELS
         if args.max_pixels is None
         else _positive_int("--max-pixels")(args.max_pixels)
     )
     exposure = None if args.exposure is None else parse_exposure(args.exposure)
-
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out: {out} exists and is not a folder")
-    probe = out if out.exists() else next((q for q in out.absolute().parents if q.exists()), None)
-    if probe is None or not os.access(probe, os.W_OK | os.X_OK):
-        raise CLIError(f"--out: cannot write into {out} (permission denied)")
-    key_path = out / KEY_NAME
-    new_key = args.key is None
-    if new_key and key_path.exists() and not args.force:
-        raise CLIError(
-            f"{key_path} already exists; reuse it with --key {key_path} "
-            "(or pass --force to replace it with a new key)"
-        )
+    _check_out(out)
 
+    from keycam.outputs import OutputSet
     from sim import io as sio
 
     paths = [Path(s) for s in args.scenes] if args.scenes else [sio.default_scene_path()]
-    images = [sio.read_image(p, max_pixels=max_pixels) for p in paths]
-
-    import numpy as np
-
-    from optics.faceplate import Key
-    from sim.camera import Camera
-    from sim.config import CameraConfig, load_config
-
-    config = load_config(args.config) if args.config else CameraConfig.default()
-    if exposure is not None:
-        config = CameraConfig.model_validate({**config.model_dump(), "exposure": exposure})
-    if new_key:
-        key_seed = key_seed_from_seed(seed) if seed is not None else secrets.randbits(63)
-        camera = Camera(config.with_key_seed(key_seed))
-    else:
-        camera = Camera(config, key=Key.load(args.key))
-
-    scenes: list[_Scene] = []
-    for p, stem, img in zip(paths, _stems(paths), images, strict=True):
-        source = sio.DEFAULT_SCENE_CREDIT if not args.scenes else str(p)
-        scenes.append(
-            _Scene(stem, source, img.data.shape, img.notes, camera.prepare_scene(img.data))
-        )
-    del images
-    inputs = {p.resolve() for p in paths}
-    for sc in scenes:
-        for name in _outputs(sc.stem, frames, args.npy):
-            target = out / name
-            if target.resolve() in inputs:
-                raise CLIError(f"output {target} would overwrite an input scene")
-            if target.is_dir():
-                raise CLIError(f"output {target} exists and is a folder")
-            if target.exists() and not args.force:
+    stems = _stems(paths)
+    given = [Path(p) for p in (args.config, args.key) if p]
+    key_path = out / KEY_NAME
+    new_key = args.key is None
+    with OutputSet(overwrite=args.force, inputs=[*paths, *given]) as outputs:
+        if new_key:
+            if os.path.lexists(key_path) and not args.force:
                 raise CLIError(
-                    f"{target} already exists; pass --force to replace it, or choose another --out"
+                    f"{key_path} already exists; reuse it with --key {key_path} "
+                    "(or pass --force to replace it with a new key)"
                 )
+            outputs.plan(key_path, mode=0o600)
+        for stem in stems:
+            for name in _outputs(stem, frames, args.npy):
+                outputs.plan(out / name)
 
-    # ---- write ------------------------------------------------------------------------------
-    out.mkdir(parents=True, exist_ok=True)
+        from optics.faceplate import Key
+        from sim.memory import check_camera_memory, frames_memory
+        from sim.camera import Camera
+        from sim.config import CameraConfig, load_config
+
+        config = load_config(args.config) if args.config else CameraConfig.default()
+        if exposure is not None:
+            config = CameraConfig.model_validate({**config.model_dump(), "exposure": exposure})
+        key = None if new_key else Key.load(args.key)
+        check_camera_memory(config, extra_bytes=frames_memory(config, frames))
+        scenes = [
+            _load_scene(p, stem, config, source=str(p) if args.scenes else None,
+                        max_pixels=max_pixels)
+            for p, stem in zip(paths, stems, strict=True)
+        ]  # fmt: skip
+        if new_key:
+            # A new key comes from the OS's randomness, never from --seed (which the
+            # sidecars record): no output of this run can recreate it.
+            camera = Camera(config.with_key_seed(secrets.randbits(63)))
+        else:
+            camera = Camera(config, key=key)
+
+        # ---- work: every file is staged, nothing is visible before the commit -----------
+        import numpy as np
+
+        root = np.random.SeedSequence(seed)
+        children = root.spawn(len(scenes))
+        conventional = camera.conventional()
+        summaries = []
+        bar = progress(
+            range(len(scenes)),
+            total=len(scenes),
+            desc="scenes",
+            quiet=args.quiet or len(scenes) < 2,
+        )
+        for i in bar:
+            summaries.append(
+                _capture_one(
+                    camera,
+                    conventional,
+                    scenes[i],
+                    out,
+                    outputs,
+                    frames=frames,
+                    npy=args.npy,
+                    seq=children[i],
+                    seed_info={"seed": seed, "entropy": str(root.entropy), "scene_index": i},
+                    quiet=args.quiet,
+                )
+            )
+        if new_key:
+            with outputs.staging(key_path) as tmp:
+                camera.key.save(tmp, overwrite=True)
+        outputs.commit()
+
+    # ---- report (only once everything is in place) ---------------------------------------
     if new_key:
-        camera.key.save(key_path, overwrite=args.force)
         _say(
             args.quiet,
             f"new device key {key_path} (fingerprint {camera.key.fingerprint}, mode 0600); "
             f"keep it secret and reuse it with --key {key_path}",
             err=True,
         )
-        if seed is not None:
-            _say(
-                args.quiet,
-                f"note: this key is derived from --seed {seed}; anyone who knows the seed can "
-                "recreate it (fine for tests, not for a device)",
-                err=True,
-            )
     for sc in scenes:
         for note in sc.notes:
             _say(args.quiet, f"note: {note}", err=True)
-
-    root = np.random.SeedSequence(seed)
-    noise_entropy = root.entropy
-    children = root.spawn(len(scenes))
-    conventional = camera.conventional()
-    bar = progress(
-        range(len(scenes)), total=len(scenes), desc="scenes", quiet=args.quiet or len(scenes) < 2
-    )
-    for i in bar:
-        sc = scenes[i]
-        _capture_one(
-            camera,
-            conventional,
-            sc,
-            out,
-            frames=frames,
-            npy=args.npy,
-            seq=children[i],
-            seed_info={
-                "seed": seed,
-                "entropy": str(noise_entropy),
-                "scene_index": i,
-                "key_derived_from_seed": bool(new_key and seed is not None),
-            },
-            quiet=args.quiet,
-            overwrite=args.force,
-        )
+    for line in summaries:
+        _say(args.quiet, line)
     return 0
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if not 0 <= v < 2**128:
+        raise CLIError("--seed: expected an integer >= 0")
+    return v
+
+
+def _load_scene(path: Path, stem: str, config, *, source: str | None, max_pixels: int) -> _Scene:
+    """Decode one scene and put it on the camera's scene grid (only the grid is kept)."""
+    from sim import io as sio
+    from sim.colour import n_channels, prepare_colour_scene
+    from sim.scene import prepare_scene
+
+    img = sio.read_image(path, max_pixels=max_pixels)
+    shape = config.scene.shape_px
+    if n_channels(config.colour) == 1:
+        grid = prepare_scene(img.data, shape)
+    else:
+        grid = prepare_colour_scene(img.data, shape)
+    return _Scene(stem, source or sio.DEFAULT_SCENE_CREDIT, img.data.shape, img.notes, grid)
 
 
 def _outputs(stem: str, frames: int, npy: bool) -> list[str]:
@@ -323,14 +355,15 @@ def _capture_one(
     conventional,
     sc: _Scene,
     out: Path,
+    outputs,
     *,
     frames: int,
     npy: bool,
     seq,
     seed_info: dict,
     quiet: bool,
-    overwrite: bool,
-) -> None:
+) -> str:
+    """Capture one scene and stage its files in ``outputs``; return its summary line."""
     import numpy as np
 
     from sim import io as sio
@@ -350,6 +383,7 @@ def _capture_one(
             )
         )
     stack = np.concatenate(chunks_out, axis=0)
+    del chunks_out
     conv = conventional.capture(sc.grid, rng=rng_conv, exposure_s=exposure_s)
     plain = camera.unscramble(stack[0], exposure_s=exposure_s)
 
@@ -377,8 +411,8 @@ def _capture_one(
         },
         "seeds": {
             **seed_info,
-            "note": "frame noise rng = default_rng(SeedSequence(entropy)"
-            ".spawn(n_scenes)[scene_index].spawn(2)[0])",
+            "note": "noise only (a new key never comes from a seed): frame noise rng = "
+            "default_rng(SeedSequence(entropy).spawn(n_scenes)[scene_index].spawn(2)[0])",
         },
         "statistics": stats,
     }
@@ -395,34 +429,18 @@ def _capture_one(
         "display: sRGB gamma, 0 to 99.5th percentile"
     )
     names = _outputs(sc.stem, frames, npy)
-    jobs: list[tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = [
-        (names[k], sio.write_frame_png, (stack[k],), {}) for k in range(frames)
-    ]
+    for k in range(frames):
+        outputs.write_bytes(out / names[k], sio.frame_png_bytes(stack[k]))
     if npy:
-        jobs.append((f"{sc.stem}_raw.npy", sio.write_npy, (stack,), {}))
-    jobs.append((f"{sc.stem}.json", sio.write_json, (sidecar,), {}))
-    jobs.append(
-        (f"{sc.stem}_preview.png", sio.write_preview, (panels, titles), {"suptitle": suptitle})
+        outputs.write_bytes(out / f"{sc.stem}_raw.npy", sio.npy_bytes(stack))
+    outputs.write_bytes(out / f"{sc.stem}.json", sio.json_bytes(sidecar))
+    outputs.write_bytes(
+        out / f"{sc.stem}_preview.png", sio.preview_png_bytes(panels, titles, suptitle=suptitle)
     )
-    # A file counts as ours as soon as we start writing it: an interrupt between the final
-    # rename and the writer's return must not leave a complete file of a half-written scene.
-    started: list[Path] = []
-    try:
-        for name, writer, wargs, kwargs in jobs:
-            started.append(out / name)
-            writer(out / name, *wargs, overwrite=overwrite, **kwargs)
-    except BaseException as exc:
-        if isinstance(exc, FileExistsError) and started:
-            started.pop()  # someone else's file appeared meanwhile: not ours to remove
-        for p in started:
-            with contextlib.suppress(OSError):
-                p.unlink()
-        raise
-    _say(
-        quiet,
+    return (
         f"{sc.stem}: {frames} frame(s) {stack.shape[2]}x{stack.shape[1]} px, exposure "
         f"{exposure_s * 1e3:.4g} ms, mean {stats['mean_dn']:.1f} DN, "
-        f"{100 * stats['saturated_fraction']:.2f}% saturated -> {out / names[0]}",
+        f"{100 * stats['saturated_fraction']:.2f}% saturated -> {out / names[0]}"
     )
 
 

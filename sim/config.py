@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from keycam.config import ConfigModel
+from keycam.loading import load_toml
 from optics.faceplate import FaceplateConfig
 from optics.lens import LensConfig
 from optics.sensor import SensorConfig
@@ -238,25 +238,16 @@ def default_config_path() -> Path:
 
 
 def load_config(path: str | os.PathLike[str]) -> CameraConfig:
-    """Load a :class:`CameraConfig` from a TOML file.
+    """Load a :class:`CameraConfig` from a TOML file (bounded: :func:`keycam.loading.load_toml`).
 
     Raises
     ------
     FileNotFoundError
         No file at ``path``.
-    ValueError
-        Not valid TOML (the message names the file).
+    keycam.loading.InputError
+        (a ``ValueError``) Not a regular file, larger than 1 MB, nested too deeply, or not
+        valid TOML (the message names the file).
     pydantic.ValidationError
         A missing, unknown or out-of-range field (the message names it).
     """
-    p = Path(path)
-    if p.is_dir():
-        raise ValueError(f"config {p}: is a directory, not a TOML file")
-    try:
-        with open(p, "rb") as fh:
-            doc = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config {p}: not valid TOML ({exc})") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"config {p}: not a text (UTF-8 TOML) file") from None
-    return CameraConfig.model_validate(doc)
+    return CameraConfig.model_validate(load_toml(path, what="config"))

@@ -384,7 +384,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from optics.faceplate import Key
     from sim.camera import Camera
-    from sim.capture import key_seed_from_seed
     from sim.config import CameraConfig, load_config
     from sim.dataset_inputs import open_source
 
@@ -393,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         images_name=args.images_name,
     )  # fmt: skip
     key = Key.load(key_path)
-    if seed is not None and key.config.seed in (seed, key_seed_from_seed(seed)):
+    if seed is not None and key.config.seed == seed:
         raise CLIError(
             "--seed: this key was drawn from that seed; the store records its noise seed, so "
             "choose another one (or omit --seed)"

@@ -78,8 +78,8 @@ print(sorted(p.name for p in CAPTURE_DIR.iterdir()))
 # | file | what it is |
 # | --- | --- |
 # | `grace_hopper_raw.png` | raw encrypted frame: 16-bit grey PNG in DN (12-bit ADC, 0–4095) |
-# | `grace_hopper.json` | sidecar: configuration, exposure, seeds, statistics, key fingerprint |
-# | `grace_hopper_preview.png` | for people: scene, encrypted, authorised view, conventional |
+# | `grace_hopper.json` | sidecar: configuration, exposure, noise seed, statistics, fingerprint |
+# | `grace_hopper_preview.png` | private, for people: scene, encrypted, unscrambled, conventional |
 # | `device.key` | the secret key of this device (mode 0600) |
 #
 # ## 2. The preview
@@ -238,13 +238,15 @@ print("  ramp/flat ", " ".join(f"{v:8.3f}" for v in (seen["ramp"] / seen["flat"]
 #   ignores `*.key`; do the same in your projects.
 # * **Back it up like a private key**, encrypted, offline. Losing it means the frames can
 #   only be read by someone who recovers the routing from the device (below).
-# * **Treat a `--seed` as the key.** `python -m sim.capture --seed N` is reproducible byte
-#   for byte *including the new key*: anyone who knows N can make the same key. Create real
-#   device keys without `--seed`.
+# * **`--seed` seeds only the noise.** It is recorded in the sidecar so that a run can be
+#   repeated byte for byte *with the same `--key`*; a new key always comes from the operating
+#   system's randomness, never from a seed, so no seed in any file re-creates it.
 # * **The printed part and its mesh files are the key too.** The routing is visible in the
 #   geometry (tutorial 4).
-# * **The sidecar, the raw frames and the fingerprint are safe to share**: they carry no
-#   routing.
+# * **The sidecar, the raw frames and the fingerprint can be shared**: they carry no routing,
+#   and nothing in them re-creates the key (the frames leak what the threat model lists).
+# * **The preview cannot.** It shows the plain scene and the view unscrambled with the key —
+#   exactly what the camera exists to hide. Treat it like the scene itself.
 #
 # And know the limit of the idea: anyone who can put chosen patterns in front of the camera
 # can recover the routing fiber by fiber. The [threat model](../explanation/threat-model.md)

@@ -3,6 +3,12 @@
 import sys
 
 from keycam.cli import run
-from optics.emva.cli import main
 
-sys.exit(run(main))
+
+def _main(argv=None):
+    from optics.emva.cli import main  # imported under run's interrupt handling
+
+    return main(argv)
+
+
+sys.exit(run(_main))

@@ -4,7 +4,12 @@
 standard's measurement series on a sensor (by default a 128 x 128 region of the ``imx174``
 preset) with :mod:`optics.emva.series`, recovers K, QE, sigma_d, DSNU, PRNU, saturation
 capacity, SNR_max and dynamic range with the estimators of :mod:`optics.emva.estimators`, and
-prints them next to the configured values. ``--plot`` writes the photon-transfer and SNR curves.
+prints them next to the configured values. ``--plot`` writes the photon-transfer and SNR curves
+(never over an existing file without ``--force``).
+
+Limits (checked before any frame is simulated): ``--steps`` 10..1000, ``--stack`` 2..1000,
+and the series' memory (``ROI pixels x (4 L + 120)`` bytes) within the memory budget
+(:func:`keycam.limits.check_memory`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from optics.sensor import PRESETS, Sensor, SensorConfig
 __all__ = ["main"]
 
 DEFAULT_ROI_PX = 128
+MAX_STEPS = 1000
+MAX_STACK = 1000
 
 
 def _table(title: str, configured: dict[str, float], measured: dict[str, float]) -> str:
@@ -45,7 +52,7 @@ def _table(title: str, configured: dict[str, float], measured: dict[str, float])
 
 
 def _check_plot_path(path: Path) -> str:
-    """Validate ``--plot`` before any work; return the matplotlib format name."""
+    """Validate ``--plot``'s format before any work; return the matplotlib format name."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -57,7 +64,7 @@ def _check_plot_path(path: Path) -> str:
     formats = FigureCanvasAgg.get_supported_filetypes()
     if fmt not in formats:
         raise CLIError(
-            f"--plot {path}: unsupported image type {path.suffix or '(none)'!r}; "
+            f"--plot {path}: unsupported image type {path.suffix[:20] or '(none)'!r}; "
             f"use one of {', '.join('.' + f for f in sorted(formats))}"
         )
     parent = path.parent
@@ -68,13 +75,18 @@ def _check_plot_path(path: Path) -> str:
     return fmt
 
 
-def write_plot(
-    path: Path, fmt: str, result: EMVAResult, series: MeasurementSeries, title: str
-) -> None:
-    """Photon-transfer and SNR curves of a series, written atomically to ``path``."""
-    from matplotlib.figure import Figure
+def series_memory(n_pixels: int, stack_frames: int) -> int:
+    """Estimated peak memory of the EMVA series on ``n_pixels`` pixels, bytes.
 
-    from keycam.fileio import write_bytes_atomic
+    The two stacks of ``L`` uint16 frames, the sensor's fixed-pattern maps and the float
+    temporaries of exposing two frames at a time.
+    """
+    return int(n_pixels) * (4 * int(stack_frames) + 120) + (1 << 20)
+
+
+def plot_bytes(fmt: str, result: EMVAResult, series: MeasurementSeries, title: str) -> bytes:
+    """Photon-transfer and SNR curves of a series as an image file's bytes (``fmt``)."""
+    from matplotlib.figure import Figure
 
     s, r = series, result
     signal = s.mu_y - s.mu_dark
@@ -115,7 +127,16 @@ def write_plot(
     fig.suptitle(title)
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=120)
-    write_bytes_atomic(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def write_plot(
+    path: Path, fmt: str, result: EMVAResult, series: MeasurementSeries, title: str
+) -> None:
+    """Photon-transfer and SNR curves of a series, written atomically to ``path``."""
+    from keycam.fileio import write_bytes_atomic
+
+    write_bytes_atomic(path, plot_bytes(fmt, result, series, title))
 
 
 def _parse_roi(text: str) -> tuple[int, int] | None:
@@ -150,14 +171,20 @@ def _parser() -> ArgumentParser:
         help="region of interest WIDTHxHEIGHT, N (square) or 'full' (default 128; "
         "never larger than the sensor)",
     )
-    p.add_argument("--steps", type=int, default=50, help="exposure steps (default 50)")
     p.add_argument(
-        "--stack", type=int, default=16, help="frames L in the spatial stacks (default 16)"
+        "--steps", type=int, default=50, help=f"exposure steps, 10..{MAX_STEPS} (default 50)"
+    )
+    p.add_argument(
+        "--stack",
+        type=int,
+        default=16,
+        help=f"frames L in the spatial stacks, 2..{MAX_STACK} (default 16)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the temporal noise (default 0)")
     p.add_argument(
         "--plot", type=Path, help="write photon-transfer and SNR curves here (.png, .pdf, .svg)"
     )
+    p.add_argument("--force", action="store_true", help="replace an existing --plot file")
     p.add_argument(
         "--json", action="store_true", help="print the figures as JSON instead of a table"
     )
@@ -167,42 +194,55 @@ def _parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
+    from keycam.limits import check_memory
+    from keycam.outputs import OutputSet
+
     args = _parser().parse_args(argv)
-    if args.config is not None:
-        try:
-            config = SensorConfig.from_toml(args.config)
-        except ValueError as exc:
-            if type(exc).__name__ == "TOMLDecodeError":
-                raise CLIError(f"{args.config}: invalid TOML: {exc}") from None
-            raise
-        name = str(args.config)
-    else:
-        name = args.preset or "imx174"
-        config = PRESETS[name]
-    roi = _parse_roi(args.roi)
-    if roi is not None:
-        w, h = min(roi[0], config.width_px), min(roi[1], config.height_px)
-        config = config.model_copy(update={"width_px": w, "height_px": h})
+    if not 10 <= args.steps <= MAX_STEPS:
+        raise CLIError(f"--steps must be in 10..{MAX_STEPS}, got {args.steps}")
+    if not 2 <= args.stack <= MAX_STACK:
+        raise CLIError(f"--stack must be in 2..{MAX_STACK}, got {args.stack}")
     if args.seed < 0:
         raise CLIError(f"--seed must be >= 0, got {args.seed}")
-    fmt = _check_plot_path(args.plot) if args.plot is not None else None
+    roi = _parse_roi(args.roi)
+    inputs = [args.config] if args.config is not None else []
+    with OutputSet(overwrite=args.force, inputs=inputs) as outputs:
+        fmt = None
+        if args.plot is not None:
+            fmt = _check_plot_path(args.plot)
+            outputs.plan(args.plot)
+        if args.config is not None:
+            config = SensorConfig.from_toml(args.config)
+            name = str(args.config)
+        else:
+            name = args.preset or "imx174"
+            config = PRESETS[name]
+        if roi is not None:
+            w, h = min(roi[0], config.width_px), min(roi[1], config.height_px)
+            config = config.model_copy(update={"width_px": w, "height_px": h})
+        check_memory(
+            f"the EMVA series on {config.width_px}x{config.height_px} pixels",
+            series_memory(config.width_px * config.height_px, args.stack),
+            reduce="--roi or --stack",
+        )
 
-    sensor = Sensor(config)
-    rng = np.random.default_rng(args.seed)
-    result, series = characterise(
-        sensor,
-        rng=rng,
-        steps=args.steps,
-        stack_frames=args.stack,
-        wrap=lambda it: progress(it, total=args.steps, desc="EMVA series", quiet=args.quiet),
-    )
-    configured, measured = configured_values(sensor), measured_values(result)
-    title = (
-        f"EMVA 1288 characterisation of {name} ({config.width_px}x{config.height_px} px, "
-        f"{args.steps} steps, L = {args.stack}, seed {args.seed})"
-    )
-    if fmt is not None:
-        write_plot(args.plot, fmt, result, series, title)
+        sensor = Sensor(config)
+        rng = np.random.default_rng(args.seed)
+        result, series = characterise(
+            sensor,
+            rng=rng,
+            steps=args.steps,
+            stack_frames=args.stack,
+            wrap=lambda it: progress(it, total=args.steps, desc="EMVA series", quiet=args.quiet),
+        )
+        configured, measured = configured_values(sensor), measured_values(result)
+        title = (
+            f"EMVA 1288 characterisation of {name} ({config.width_px}x{config.height_px} px, "
+            f"{args.steps} steps, L = {args.stack}, seed {args.seed})"
+        )
+        if fmt is not None:
+            outputs.write_bytes(args.plot, plot_bytes(fmt, result, series, title))
+        outputs.commit()
     if args.json:
         out = {
             "sensor": name,

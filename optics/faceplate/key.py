@@ -41,6 +41,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
+from keycam.config import describe_validation_error
 from optics.faceplate import lattice as _lat
 from optics.faceplate.config import FaceplateConfig
 from optics.faceplate.keyfile import KeyFileError, canonical_json, read_key_file, write_key_file
@@ -223,19 +224,30 @@ class Key:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Key:
-        """Read a key written by :meth:`save`.
+        """Read a key written by :meth:`save` (bounded: see :func:`read_key_file`).
 
         Raises
         ------
         KeyFileError
             (a ``ValueError``) for a truncated, damaged, tampered or foreign file.
+        keycam.loading.InputError
+            ``path`` is a folder, FIFO or device.
+
+        Warns
+        -----
+        keycam.loading.SharedSecretWarning
+            The file is readable by other users (``chmod 600`` it).
         """
         meta, arrays = read_key_file(path)
         try:
             config = FaceplateConfig.model_validate(meta["config"])
-        except (KeyError, TypeError, ValidationError) as exc:
+        except (KeyError, TypeError):
+            raise KeyFileError(f"{path}: key file lacks its faceplate configuration") from None
+        except ValidationError as exc:
+            # the stored configuration holds the key seed: never echo its values
             raise KeyFileError(
-                f"{path}: invalid faceplate configuration in key file ({exc})"
+                f"{path}: invalid faceplate configuration in key file "
+                f"({describe_validation_error(exc)})"
             ) from None
         n = config.n_fibers
         try:

@@ -213,7 +213,7 @@ def _is_identity(m: sp.csr_matrix) -> bool:
 
 def _gauss_band(n: int, sigma_px: float) -> sp.csr_matrix:
     """``(n, n)`` matrix: fraction of light at pixel j's centre landing in pixel i (Gaussian)."""
-    half = math.ceil(5.0 * sigma_px) + 1
+    half = min(math.ceil(5.0 * sigma_px) + 1, n - 1)  # no band beyond the sensor's edge
     offs = np.arange(-half, half + 1)
     w = ndtr((offs + 0.5) / sigma_px) - ndtr((offs - 0.5) / sigma_px)
     return sp.diags(w, offs, shape=(n, n), format="csr")

@@ -7,7 +7,6 @@ field names); :data:`PRESETS` holds datasheet-like devices. Both are re-exported
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from os import PathLike
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from pydantic import Field, ValidationInfo, field_validator
 
 from keycam.config import ConfigModel
+from keycam.loading import load_toml
 
 __all__ = ["PRESETS", "SensorConfig"]
 
@@ -110,13 +110,12 @@ class SensorConfig(ConfigModel):
         Raises
         ------
         ValueError
-            If the file is not valid TOML or the table is missing (``tomllib.TOMLDecodeError``
-            is a ``ValueError``).
+            If the file is not a regular file, too large, nested too deeply, not valid TOML
+            (:class:`keycam.loading.InputError`), or the table is missing.
         pydantic.ValidationError
             If a parameter is missing or out of range (the message names the field).
         """
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
+        doc = load_toml(path, what="sensor config")
         if table is None and isinstance(doc.get("sensor"), dict):
             table = "sensor"
         if table is not None:

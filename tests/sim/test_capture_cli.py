@@ -131,10 +131,12 @@ def test_default_run_in_an_empty_folder(tmp_path):
 
 
 def test_same_seed_gives_byte_identical_files(tmp_path, small_toml, scene_png):
+    # --seed seeds only the noise: with the same key, the same seed gives the same files
+    keygen(FaceplateConfig(rows=8, cols=8, block_size=4, seed=5)).save(tmp_path / "dev.key")
     common = [scene_png, "--config", small_toml, "--seed", 7, "--npy", "--frames", 2, "--quiet"]
     for d in ("a", "b", "c"):
         extra = ["--seed", 8] if d == "c" else []
-        res = run([*common, "--out", d, *extra], cwd=tmp_path)
+        res = run([*common, "--key", "dev.key", "--out", d, *extra], cwd=tmp_path)
         assert res.returncode == 0, res.stderr
     a, b, c = (tmp_path / d for d in "abc")
     names = sorted(p.name for p in a.iterdir())
@@ -147,6 +149,23 @@ def test_same_seed_gives_byte_identical_files(tmp_path, small_toml, scene_png):
     assert stack.shape == (2, 32, 32) and stack.dtype == np.uint16
     assert np.array_equal(stack[1], np.asarray(Image.open(a / "scene_raw_001.png")))
     assert not np.array_equal(stack[0], stack[1])  # temporal noise differs between frames
+
+
+def test_a_new_key_never_comes_from_the_seed(tmp_path, small_toml, scene_png):
+    """The sidecar records --seed; a key made in the same run must not be derivable from it."""
+    for d in ("a", "b"):
+        res = run([scene_png, "--config", small_toml, "--seed", 7, "--out", d, "--quiet"], tmp_path)
+        assert res.returncode == 0, res.stderr
+    ka, kb = (Key.load(tmp_path / d / "device.key") for d in "ab")
+    assert ka.fingerprint != kb.fingerprint
+    side = json.loads((tmp_path / "a" / "scene.json").read_text())
+    assert side["seeds"]["seed"] == 7
+    # what a sidecar holds (public config + any seed it records) does not rebuild the key
+    from sim.config import CameraConfig
+
+    cfg = CameraConfig.model_validate(side["camera"])
+    for s in {side["seeds"]["seed"], int(side["seeds"]["entropy"])}:
+        assert keygen(cfg.faceplate.model_copy(update={"seed": s})).fingerprint != ka.fingerprint
 
 
 def test_fixed_exposure_rgba_note_and_duplicate_names(tmp_path, small_toml):
@@ -267,7 +286,8 @@ def test_ctrl_c_leaves_no_partial_files(tmp_path, small_toml, scene_png):
         text=True,
     )
     deadline = time.time() + 60
-    while not (tmp_path / "o" / "scene_raw_000.png").exists() and time.time() < deadline:
+    # the run stages its files under hidden temporary names until all of them are written
+    while not list((tmp_path / "o").glob(".scene_raw_000.png.*")) and time.time() < deadline:
         if proc.poll() is not None:
             break
         time.sleep(0.02)
@@ -275,12 +295,9 @@ def test_ctrl_c_leaves_no_partial_files(tmp_path, small_toml, scene_png):
     _, err = proc.communicate(timeout=60)
     # 3000 frames take seconds to write, so the signal lands mid-run.
     assert proc.returncode == 130, err
-    left = sorted(p.name for p in (tmp_path / "o").iterdir())
-    assert err.strip().splitlines()[-1] == "error: interrupted; no partial output was left"
-    # no temporary files; the interrupted scene's files are removed; the key (written first)
-    # stays whole
-    assert left == ["device.key"]
-    Key.load(tmp_path / "o" / "device.key")
+    assert err.strip().splitlines() == ["error: interrupted; no partial output was left"]
+    # nothing at all: no frames, no new key, no temporary files, not even the folder it made
+    assert not (tmp_path / "o").exists()
 
 
 def test_bayer_colour_camera_from_the_command_line(tmp_path, small_toml):

@@ -57,7 +57,7 @@ def test_rgb_lens_is_refused_for_the_mono_sensor(make_small, small):
 def test_load_config_file_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_config(tmp_path / "nope.toml")
-    with pytest.raises(ValueError, match="directory"):
+    with pytest.raises(ValueError, match="is a folder"):
         load_config(tmp_path)
     (tmp_path / "bad.toml").write_text("a = = 1")
     with pytest.raises(ValueError, match="not valid TOML"):

@@ -98,7 +98,7 @@ def test_jpeg_and_tiff_float_and_palette(tmp_path):
     ("make", "match"),
     [
         (lambda p: None, "no such file"),
-        (lambda p: p.mkdir(), "directory"),
+        (lambda p: p.mkdir(), "folder"),
         (lambda p: p.write_bytes(b""), "empty"),
         (lambda p: p.write_bytes(b"this is text, not pixels " * 10), "not a readable image"),
     ],
@@ -216,3 +216,63 @@ def test_16bit_colour_png_is_read_at_full_precision(tmp_path, channels, colour_t
     assert s.bits == 16 and s.data.shape == (9, 13, 3)
     np.testing.assert_allclose(s.data, srgb_to_linear(img[..., :3] / 65535.0), rtol=1e-12)
     assert ("alpha" in " ".join(s.notes)) == (channels == 4)
+
+
+def test_16bit_png_decoder_is_bounded(tmp_path):
+    """A stream that inflates past the declared size is refused after that size, not at its end."""
+    import io
+    import tracemalloc
+    import zlib
+
+    from sim.png16 import read_png16_colour
+
+    def stream(n: int) -> bytes:
+        c = zlib.compressobj(9)
+        return c.compress(bytes(n)) + c.flush()
+
+    def png(w: int, h: int, data: bytes) -> bytes:
+        import struct
+
+        def chunk(t: bytes, d: bytes) -> bytes:
+            return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+
+        ihdr = struct.pack(">IIBBBBB", w, h, 16, 6, 0, 0, 0)
+        return (
+            b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+        )
+
+    bomb = png(2, 2, stream(200_000_000))  # 200 MB of zeros declared as 2 x 2 pixels
+    tracemalloc.start()
+    with pytest.raises(ValueError, match="decompression bomb"):
+        read_png16_colour(io.BytesIO(bomb), max_pixels=100)
+    assert tracemalloc.get_traced_memory()[1] < 20_000_000
+    tracemalloc.stop()
+    with pytest.raises(ValueError, match="exceeds the limit of 3 pixels"):
+        read_png16_colour(io.BytesIO(png(2, 2, stream(2 * 17))), max_pixels=3)
+    with pytest.raises(ValueError, match="truncated"):
+        read_png16_colour(io.BytesIO(png(2, 2, stream(2 * 17 - 1))), max_pixels=4)
+    assert read_png16_colour(io.BytesIO(png(2, 2, stream(2 * 17))), max_pixels=4).shape == (2, 2, 4)
+    # and through read_image, as a one-line refusal
+    (tmp_path / "bomb.png").write_bytes(bomb)
+    with pytest.raises(ImageReadError, match=r"bomb\.png"):
+        read_image(tmp_path / "bomb.png")
+
+
+@pytest.mark.parametrize("filters", [(0, 2), (0, 1, 2, 3, 4)])
+def test_16bit_png_filters_row_by_row_and_on_diagonals(tmp_path, filters):
+    img = np.random.default_rng(5).integers(0, 65536, (11, 7, 3), dtype=np.uint16)
+    data = _png16(img, 2)
+    if filters == (0, 2):  # re-encode with None / Up rows only (the row-by-row path)
+        import struct
+        import zlib
+
+        raw = img.astype(">u2").view(np.uint8).reshape(11, -1).astype(int)
+        rows = [bytes([0, *raw[0]])]
+        rows += [bytes([2, *((raw[r] - raw[r - 1]) & 0xFF)]) for r in range(1, 11)]
+        idat = zlib.compress(b"".join(rows))
+        head, tail = data[: data.index(b"IDAT") - 4], data[data.index(b"IEND") - 4 :]
+        crc = struct.pack(">I", zlib.crc32(b"IDAT" + idat))
+        data = head + struct.pack(">I", len(idat)) + b"IDAT" + idat + crc + tail
+    p = tmp_path / "c.png"
+    p.write_bytes(data)
+    np.testing.assert_allclose(read_image(p).data, srgb_to_linear(img / 65535.0), rtol=1e-12)
