@@ -122,7 +122,7 @@ def study(frames: list[int], levers: dict[str, dict], seed: int = 0) -> dict:
     return out
 
 
-LEVERS = {
+LEVERS: dict[str, dict] = {
     "default (b=8, blocks permuted)": {"block": 8},
     "global permutation (b=32)": {"block": 32},
     "gain spread 0.3": {"block": 8, "gain_rms": 0.3},

@@ -83,17 +83,6 @@ def public_crosstalk(camera: Camera) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     )
 
 
-def unmix_output(camera: Camera, readouts: NDArray[np.floating]) -> NDArray[np.float64]:
-    """Readouts ``(N, n_sites)`` with the public output-face crosstalk undone."""
-    import scipy.sparse.linalg as spla
-
-    c_out = public_crosstalk(camera)[1]
-    if c_out.nnz == c_out.shape[0]:
-        return np.asarray(readouts, dtype=np.float64)
-    lu = spla.splu(sp.csc_matrix(c_out))
-    return np.asarray(lu.solve(np.asarray(readouts, dtype=np.float64).T)).T
-
-
 def reassemble(
     readouts: NDArray[np.floating], guess: NDArray[np.integer], n_fibers: int
 ) -> NDArray[np.float64]:

@@ -93,7 +93,7 @@ def test_ciphertext_only_reassembles_an_identity_key_and_finds_no_topology_in_no
     rng = np.random.default_rng(2)
     stream = smooth_fields(600, rng=rng)
     ident = np.arange(N)
-    place, nb = topology_attack(stream, ROWS, COLS, rng=rng)
+    place, nb = topology_attack(stream, ROWS, COLS, rng=rng, restarts=1)
     assert neighbour_fraction(nb, ident, ROWS, COLS) > 0.95
     # placed exactly up to one of the square's 8 symmetries
     idx = np.arange(N).reshape(ROWS, COLS)
@@ -102,7 +102,7 @@ def test_ciphertext_only_reassembles_an_identity_key_and_finds_no_topology_in_no
     assert max(np.mean(s[place] == ident) for s in syms) > 0.9
     # Frames of independent noise carry no topology: neighbours are found at chance.
     noise = rng.standard_normal((600, N))
-    _, nb_noise = topology_attack(noise, ROWS, COLS, rng=rng)
+    _, nb_noise = topology_attack(noise, ROWS, COLS, rng=rng, restarts=1)
     assert neighbour_fraction(nb_noise, ident, ROWS, COLS) < 0.02
 
 
@@ -152,7 +152,7 @@ def test_audit_cli_small_camera(tmp_path: Path) -> None:
         "--config",
         cfg,
         "--frames",
-        "100,300",
+        "60,120",
         "--pairs",
         "4,6",
         "--bases",
@@ -168,7 +168,7 @@ def test_audit_cli_small_camera(tmp_path: Path) -> None:
     assert [r["frames"] for r in out["chosen_plaintext"]] == [10, 6]
     assert all(r["routing_fraction"] == 1.0 for r in out["chosen_plaintext"])
     assert out["known_plaintext"][-1]["routing_fraction"] > 0.95
-    assert [r["frames"] for r in out["ciphertext_only"]] == [100, 300]
+    assert [r["frames"] for r in out["ciphertext_only"]] == [60, 120]
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
         "chosen_plaintext.png",
         "ciphertext_only.png",
