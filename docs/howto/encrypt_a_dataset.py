@@ -87,7 +87,7 @@ for i in take:
 config = load_config(default_camera_path())
 key = keygen(config.with_key_seed(secrets.randbits(63)).faceplate)
 key.save(WORK / "device.key")
-print(f"{len(take)} digits in {WORK / 'digits'}; key fingerprint {key.fingerprint}")
+print(f"{len(take)} digits in digits/; key fingerprint {key.fingerprint}")
 
 # %% [markdown]
 # ## 2. Encrypt

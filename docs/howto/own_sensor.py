@@ -165,8 +165,11 @@ plt.show()
 # ## 4. Put it into a camera
 #
 # In a camera TOML file the sensor is the `[sensor]` table (every field above), or a preset
-# with overrides. The sensor region must hold the image of the output face; here a 512 × 512
-# region of the new sensor replaces the default camera's:
+# with overrides. The sensor region must hold the image of the output face (the default
+# relay images the 64 mm face to about 1.4 mm, some 400 pixels of 3.45 µm); here a 448 × 448
+# region of the new sensor replaces the default camera's. (keycam estimates a camera's memory
+# before building it and refuses one over its budget, 768 MiB by default; a full 2448 × 2048
+# frame needs `KEYCAM_MAX_MEMORY_MB` raised.)
 
 # %%
 from sim.camera import Camera
@@ -174,7 +177,7 @@ from sim.config import CameraConfig
 
 cfg = CameraConfig.default()
 cfg = CameraConfig.model_validate(
-    {**cfg.model_dump(), "sensor": {**report.model_dump(), "width_px": 512, "height_px": 512}}
+    {**cfg.model_dump(), "sensor": {**report.model_dump(), "width_px": 448, "height_px": 448}}
 )
 camera = Camera(cfg)
 print(camera)
