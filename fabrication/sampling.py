@@ -27,15 +27,16 @@ polyline, so the checks in :mod:`fabrication.checks` measure the printed polylin
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from fabrication.process import ProcessConfig
 from fabrication.profiles import R_JERK, profile
-from fabrication.routing import Route
+from fabrication.routing import Route, Stage
 
-__all__ = ["Polylines", "curvature", "sample_route"]
+__all__ = ["Polylines", "curvature", "sample_route", "segment_distances"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,32 @@ class Polylines:
         return np.sum(np.sqrt(np.sum(dxy**2, axis=2) + dz**2), axis=0)
 
 
+def segment_distances(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndarray) -> np.ndarray:
+    """Exact distance between 3D segments ``[p1, q1]`` and ``[p2, q2]`` (row-wise).
+
+    Parameters
+    ----------
+    p1, q1, p2, q2 : (m, 3) float
+        Segment end points; segments must have positive length.
+    """
+    d1 = q1 - p1
+    d2 = q2 - p2
+    r = p1 - p2
+    a = np.einsum("ij,ij->i", d1, d1)
+    e = np.einsum("ij,ij->i", d2, d2)
+    f = np.einsum("ij,ij->i", d2, r)
+    c = np.einsum("ij,ij->i", d1, r)
+    b = np.einsum("ij,ij->i", d1, d2)
+    denom = a * e - b * b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(denom > 1e-14 * a * e, np.clip((b * f - c * e) / denom, 0.0, 1.0), 0.0)
+        t = (b * s + f) / e
+        s = np.where(t < 0, np.clip(-c / a, 0, 1), np.where(t > 1, np.clip((b - c) / a, 0, 1), s))
+    t = np.clip(t, 0.0, 1.0)
+    diff = (p1 + d1 * s[:, None]) - (p2 + d2 * t[:, None])
+    return np.sqrt(np.einsum("ij,ij->i", diff, diff))
+
+
 def curvature(d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
     """Curvature ``|r' × r''| / |r'|³`` of ``r(z) = (x, y, z)`` from lateral derivatives.
 
@@ -105,12 +132,20 @@ def _breakpoints(a: float) -> np.ndarray:
     return np.array([a * r, a * (1 - r), a, 0.5, 1 - a, 1 - a * (1 - r), 1 - a * r])
 
 
-def _greedy_rings(u: np.ndarray, s2: np.ndarray, limit: float, existing: np.ndarray) -> np.ndarray:
+def _greedy_rings(
+    u: np.ndarray,
+    s2: np.ndarray,
+    limit: float,
+    existing: np.ndarray,
+    ok: Callable[[int, int, int], bool] | None = None,
+) -> np.ndarray:
     """Indices into ``u`` of the rings of one move size, first and last included.
 
     Each chord ``[u_i, u_j]`` keeps ``max |S''| (u_j − u_i)² < limit``; it is extended as far
     as that allows (greedy: the fewest chords), or ends on an ``existing`` level that reaches
     at least ``_SNAP`` of that length, so that fibers share levels where it costs little.
+    ``ok(h, i, j)``, if given, must also accept the chord ``[u_i, u_j]`` that follows the
+    chord ``[u_h, u_i]``; otherwise the chord is shortened (bisection) until it does.
     """
     out = [0]
     i, last = 0, u.size - 1
@@ -121,9 +156,66 @@ def _greedy_rings(u: np.ndarray, s2: np.ndarray, limit: float, existing: np.ndar
             ex = np.flatnonzero(existing[i + 1 : j + 1])
             if ex.size and u[i + 1 + ex[-1]] - u[i] >= _SNAP * (u[j] - u[i]):
                 j = i + 1 + int(ex[-1])
+        h = out[-2] if len(out) > 1 else -1
+        if ok is not None and j > i + 1 and not ok(h, i, j):
+            good, bad = i + 1, j  # largest accepted end by bisection
+            while bad - good > 1:
+                mid = (good + bad) // 2
+                if ok(h, i, mid):
+                    good = mid
+                else:
+                    bad = mid
+            j = good
         out.append(j)
         i = j
     return np.array(out, dtype=np.int64)
+
+
+def _fan_clearance(
+    st: Stage, z: np.ndarray, u: np.ndarray, clearance_mm: float, straight_mm: float
+) -> Callable[[int, int, int], bool]:
+    """Acceptance test of fan chords shared by all fibers: neighbours stay clear.
+
+    A fan leaves the face with neighbours exactly at the clearance; a chord that already
+    tilts there brings two co-moving neighbours closer in 3D than their smooth curves (by
+    ``h (1 − cos θ)``). The test takes the exact distance of the chords of every pair of
+    neighbours (and of the chords before and after, straight at the stage ends) and accepts
+    it if none is closer than the clearance less 0.01 µm.
+    """
+    from scipy.spatial import cKDTree
+
+    pairs: set[tuple[int, int]] = set()
+    for pts in (st.start, st.end):
+        pairs |= cKDTree(pts).query_pairs(1.5 * clearance_mm)
+    if not pairs:
+        return lambda _h, _i, _j: True
+    p = np.array(sorted(pairs), dtype=np.int64)
+    a, b = p[:, 0], p[:, 1]
+    s = profile(u, st.a)[0]
+    delta = st.end - st.start
+    floor = clearance_mm - 1e-5
+    last = u.size - 1
+
+    def pts(f: np.ndarray, k: int) -> np.ndarray:
+        if k < 0:  # straight run before the stage
+            return np.column_stack([st.start[f], np.full(f.size, z[0] - straight_mm)])
+        if k > last:  # straight run after the stage
+            return np.column_stack([st.end[f], np.full(f.size, z[-1] + straight_mm)])
+        return np.column_stack([st.start[f] + delta[f] * s[k], np.full(f.size, z[k])])
+
+    def ok(h: int, i: int, j: int) -> bool:
+        ai, aj, bi, bj = pts(a, i), pts(a, j), pts(b, i), pts(b, j)
+        d = segment_distances(ai, aj, bi, bj).min()
+        ah, bh = pts(a, h), pts(b, h)
+        d = min(d, segment_distances(ah, ai, bi, bj).min(), segment_distances(ai, aj, bh, bi).min())
+        if j == last:
+            an, bn = pts(a, last + 1), pts(b, last + 1)
+            d = min(
+                d, segment_distances(aj, an, bi, bj).min(), segment_distances(ai, aj, bj, bn).min()
+            )
+        return bool(d >= floor)
+
+    return ok
 
 
 def _move_classes(move: np.ndarray, shared: bool) -> list[tuple[float, np.ndarray]]:
@@ -144,7 +236,7 @@ def _move_classes(move: np.ndarray, shared: bool) -> list[tuple[float, np.ndarra
 
 
 def _stage_rings(
-    route: Route, tol: float, max_step_mm: float
+    route: Route, tol: float, max_step_mm: float, clearance_mm: float
 ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
     """Common levels and, per ring set, ``(ring z values, fibers)``."""
     bounds = route.stage_bounds()
@@ -172,9 +264,14 @@ def _stage_rings(
         existing[np.minimum(np.searchsorted(u, fixed - eps / ln), u.size - 1)] = True
         existing[[0, -1]] = True
         move = np.linalg.norm(st.end - st.start, axis=1)
-        for top, fibers in _move_classes(move, shared=st.kind.startswith("fan")):
+        fan = st.kind.startswith("fan")
+        ok = None
+        if fan:
+            zu = np.where(u == 1.0, hi, lo + u * ln)
+            ok = _fan_clearance(st, zu, u, clearance_mm, min(1.0, route.end_mm))
+        for top, fibers in _move_classes(move, shared=fan):
             # chord error |Δ| max|S''| Δu² / 8 below the tolerance
-            idx = _greedy_rings(u, s2, 8.0 * tol / top, existing)
+            idx = _greedy_rings(u, s2, 8.0 * tol / top, existing, ok)
             existing[idx] = True
             ring_sets.append((np.where(idx == u.size - 1, hi, lo + u[idx] * ln), fibers))
         levels.append(np.where(u == 1.0, hi, lo + u * ln)[existing])
@@ -202,14 +299,16 @@ def sample_route(
         Largest spacing of the common levels, mm (they only bound the clearance search;
         straight runs get no extra rings).
     clearance_mm : float, optional
-        Accepted for compatibility and ignored: neighbours that run at the clearance (in
-        the fans) share their ring levels, so sampling never brings them closer.
+        Required centerline clearance (default channel + wall). In the fans, where
+        neighbours run at the clearance, chords are also kept short enough that no two
+        neighbours' chords come closer than that.
     """
-    del clearance_mm
+    if clearance_mm is None:
+        clearance_mm = process.min_pitch_mm
     if max_step_mm <= 0:
         raise ValueError(f"max_step_mm must be positive, got {max_step_mm} mm")
     tol = process.chord_tolerance_mm
-    z, ring_sets = _stage_rings(route, tol, max_step_mm)
+    z, ring_sets = _stage_rings(route, tol, max_step_mm, clearance_mm)
     # exact level values: stage joins must compare equal to what Route.evaluate uses
     pos, d1, d2 = route.evaluate(z)
     kap = curvature(d1, d2)
