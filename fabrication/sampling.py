@@ -13,9 +13,11 @@ two end rings. ``S''`` is piecewise linear, so its maximum over a chord is exact
 that holds its breakpoints.
 
 Fibers that move by similar amounts in a stage share their ring levels (classes of
-``|Δ|`` a factor ``2^(1/4)`` apart, each sampled for its largest move); in the fans, where
-neighbours run at the clearance, all fibers share one set, so the polylines of two
-neighbours differ from their smooth difference by a negligible amount.
+``|Δ|`` a factor ``2^(1/4)`` apart, each sampled for its largest move). In the fans, where
+neighbours leave the face exactly at the clearance, all fibers share one set, and a chord
+is also shortened until the exact distance between the chords of any two neighbours stays
+at the clearance (a chord that tilts where the smooth curves are still parallel would
+bring them closer).
 
 All fibers are stored at common z levels: the union of all ring levels, the stage joins,
 the points of largest curvature, and a grid at most ``max_step_mm`` apart (for the
