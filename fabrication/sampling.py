@@ -245,13 +245,9 @@ def _stage_rings(
     total = route.length_mm
     n_grid = max(1, math.ceil(total / max_step_mm))
     grid = np.linspace(0.0, total, n_grid + 1)
-    levels = [bounds]
     ring_sets: list[tuple[np.ndarray, np.ndarray]] = []
     eps = 1e-4  # mm: levels closer than 0.1 µm are merged (no degenerate chords)
-    outside = (grid < bounds[0] - eps) | (grid > bounds[-1] + eps)
-    ends = np.array([0.0, bounds[0], bounds[-1], total])
-    outside &= np.min(np.abs(grid[:, None] - ends[None, :]), axis=1) > eps
-    levels += [ends, grid[outside]]
+    levels = [bounds, np.array([0.0, bounds[0], bounds[-1], total])]
     for k, st in enumerate(route.stages):
         lo, hi, ln = bounds[k], bounds[k + 1], st.length_mm
         if ln <= 0:
@@ -271,14 +267,26 @@ def _stage_rings(
         if fan:
             zu = np.where(u == 1.0, hi, lo + u * ln)
             ok = _fan_clearance(st, zu, u, clearance_mm, min(1.0, route.end_mm))
+        used = np.zeros(u.size, dtype=bool)  # rings and the profile's breakpoints
+        used[np.minimum(np.searchsorted(u, _breakpoints(st.a) - eps / ln), u.size - 1)] = True
         for top, fibers in _move_classes(move, shared=fan):
             # chord error |Δ| max|S''| Δu² / 8 below the tolerance
             idx = _greedy_rings(u, s2, 8.0 * tol / top, existing, ok)
             existing[idx] = True
+            used[idx] = True
             ring_sets.append((np.where(idx == u.size - 1, hi, lo + u[idx] * ln), fibers))
-        levels.append(np.where(u == 1.0, hi, lo + u * ln)[existing])
+        levels.append(np.where(u == 1.0, hi, lo + u * ln)[used])
     z = np.unique(np.concatenate(levels))
     z = z[(z >= 0.0) & (z <= total)]
+    # fill gaps wider than max_step_mm evenly (they only serve the clearance search)
+    gaps = np.diff(z)
+    fill = [
+        np.linspace(z0, z0 + g, math.ceil(g / max_step_mm) + 1)[1:-1]
+        for z0, g in zip(z[:-1], gaps, strict=True)
+        if g > max_step_mm
+    ]
+    if fill:
+        z = np.unique(np.concatenate([z, *fill]))
     return z, ring_sets
 
 
