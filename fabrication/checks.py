@@ -51,7 +51,7 @@ from scipy.spatial import cKDTree
 
 from fabrication.process import ProcessConfig
 from fabrication.routing import Route, lower_bound_mm
-from fabrication.sampling import Polylines
+from fabrication.sampling import Polylines, segment_distances
 
 __all__ = ["CheckReport", "CheckResult", "run_checks", "segment_distances", "shortest_move_mm"]
 
@@ -123,32 +123,6 @@ class CheckReport(BaseModel):
         d = self.model_dump(mode="json")
         d["passed"] = self.passed
         return json.dumps(d, indent=2)
-
-
-def segment_distances(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndarray) -> np.ndarray:
-    """Exact distance between 3D segments ``[p1, q1]`` and ``[p2, q2]`` (row-wise).
-
-    Parameters
-    ----------
-    p1, q1, p2, q2 : (m, 3) float
-        Segment end points; segments must have positive length.
-    """
-    d1 = q1 - p1
-    d2 = q2 - p2
-    r = p1 - p2
-    a = np.einsum("ij,ij->i", d1, d1)
-    e = np.einsum("ij,ij->i", d2, d2)
-    f = np.einsum("ij,ij->i", d2, r)
-    c = np.einsum("ij,ij->i", d1, r)
-    b = np.einsum("ij,ij->i", d1, d2)
-    denom = a * e - b * b
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.where(denom > 1e-14 * a * e, np.clip((b * f - c * e) / denom, 0.0, 1.0), 0.0)
-        t = (b * s + f) / e
-        s = np.where(t < 0, np.clip(-c / a, 0, 1), np.where(t > 1, np.clip((b - c) / a, 0, 1), s))
-    t = np.clip(t, 0.0, 1.0)
-    diff = (p1 + d1 * s[:, None]) - (p2 + d2 * t[:, None])
-    return np.sqrt(np.einsum("ij,ij->i", diff, diff))
 
 
 def _clearance(pl: Polylines, exact_mm: float) -> tuple[float, int, int, float]:

@@ -180,6 +180,14 @@ def _parser() -> ArgumentParser:
     return p
 
 
+def _size(path: Path) -> str:
+    """File size for people: ``"2.2 GB"``, ``"14.0 MB"``, ``"3 kB"``."""
+    n = path.stat().st_size
+    if n >= 1e9:
+        return f"{n / 1e9:.1f} GB"
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m fabrication.export``; returns the exit status."""
     from keycam.outputs import OutputSet
@@ -279,6 +287,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"key {key.fingerprint}: {report.n_fibers} fibers, length {report.length_mm:.1f} mm "
             f"({report.length_ratio:.1f}x the {report.lower_bound_mm:.1f} mm lower bound), "
-            f"all checks passed; wrote {', '.join(str(p) for p in written)}"
+            f"all checks passed; wrote {', '.join(f'{p} ({_size(p)})' for p in written)}"
         )
     return 0

@@ -225,9 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 outputs.plan(out / name)
 
         from optics.faceplate import Key
-        from sim.memory import check_camera_memory, frames_memory
         from sim.camera import Camera
         from sim.config import CameraConfig, load_config
+        from sim.memory import check_camera_memory, frames_memory
 
         config = load_config(args.config) if args.config else CameraConfig.default()
         if exposure is not None:

@@ -21,9 +21,10 @@
 # 4. get them **sliced and printed**;
 # 5. feed the **printed geometry's transmission** back into the camera simulation.
 #
-# The default camera's 64 × 64-fiber key works the same way but produces gigabytes of mesh;
-# this page uses a 16 × 16-fiber faceplate with 8 × 8 key blocks (the quick run: 8 × 8
-# fibers, 4 × 4 blocks). `KEYCAM_TUTORIAL_OUT` sets the output folder (default
+# The default camera's 64 × 64-fiber key works the same way, but its bundle is 1.2 m long
+# and its meshes are gigabytes (section 3 says why); this page uses a 16 × 16-fiber
+# faceplate with 8 × 8 key blocks (the quick run: 8 × 8 fibers, 4 × 4 blocks).
+# `KEYCAM_TUTORIAL_OUT` sets the output folder (default
 # `keycam_out/tutorials/`), `KEYCAM_TUTORIAL_QUICK=1` selects the small lattice.
 
 # %%
@@ -186,6 +187,24 @@ saved = json.loads((WORK / "device_report.json").read_text())
 print("report:", {k: saved[k] for k in ("passed", "length_mm", "n_fibers", "n_stages")})
 
 # %% [markdown]
+# **How big the meshes get.** Each fiber is a polygon tube through *rings* on its centerline.
+# The chord tolerance of the process (0.01 mm) sets both: the polygon has enough sides that
+# its flats sit at most that far inside the circle, and rings are placed only where a chord
+# would stray further from the curve (a chord of length h on a curve of curvature κ strays by
+# κh²/8), so bends get many rings and straight runs none. A fiber with m rings and an n-gon
+# is 2n(m − 1) + 2(n − 2) triangles, and a binary STL takes 50 bytes per triangle:
+
+# %%
+pl = device.polylines
+n_sides = resin.polygon_sides()
+rings = pl.rings.sum(axis=0)
+triangles = int(np.sum(2 * n_sides * (rings - 1) + 2 * (n_sides - 2)))
+print(f"{n_sides}-gon tubes, {rings.mean():.0f} rings per fiber (from {rings.min()} to "
+      f"{rings.max()}) over {report.length_mm:.0f} mm: {triangles} triangles, "
+      f"{(84 + 50 * triangles) / 1e6:.1f} MB of STL")  # fmt: skip
+assert triangles == len(cores.vectors) == saved["triangles_cores"]
+
+# %% [markdown]
 # ## 4. Slicing and printing
 #
 # keycam checks the geometry; the print is up to you and your printer. What matters for light
@@ -195,7 +214,9 @@ print("report:", {k: saved[k] for k in ("passed", "length_mm", "n_fibers", "n_st
 #   the plate or at the top. The router keeps every fiber within 30° of z precisely so that
 #   the channels need no supports; do not let the slicer add supports or hollow the part.
 # * **Do not let the slicer "repair" or decimate the mesh.** The bodies are watertight as
-#   written; simplification moves walls. Check that the units are millimetres.
+#   written; simplification moves walls. Check that the units are millimetres. A slicer
+#   should see them as they are: `prusa-slicer --info device_matrix.stl` reports
+#   `manifold = yes`, and for `device_cores.stl` one part per fiber.
 # * **Layer height.** Tilted cores show stair steps of about one layer; every step scatters
 #   light out of the core. Use the finest layers your resin printer offers (≤ 50 µm).
 # * **Two materials.** The cores must have a higher refractive index than the matrix. With a

@@ -215,3 +215,13 @@ def test_cli_creates_the_output_folder_and_removes_it_on_refusal(tmp_path: Path)
     before = _listing(tmp_path)
     _assert_refused(_cli(str(key), "-o", "taken", cwd=tmp_path), "not a folder")
     assert _listing(tmp_path) == before
+
+
+def test_cli_summary_names_every_file_with_its_size(tmp_path: Path) -> None:
+    key = _key_file(tmp_path, "k.key", rows=4, cols=4, block_size=2)
+    res = _cli(str(key), "-o", "out", "--no-3mf", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    (line,) = res.stdout.strip().splitlines()
+    assert "all checks passed" in line and "k_matrix.stl" in line
+    size = (tmp_path / "out" / "k_cores.stl").stat().st_size
+    assert f"k_cores.stl ({size / 1e6:.1f} MB)" in line
