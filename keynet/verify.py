@@ -363,6 +363,8 @@ def _load_key(option: str, path: Path | None) -> Key | None:
         return None
     if not path.is_file():
         raise CLIError(f"{option}: no such file: {path}")
+    from optics.faceplate import Key
+
     try:
         return Key.load(path)
     except ValueError as exc:

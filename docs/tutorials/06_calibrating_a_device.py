@@ -297,5 +297,5 @@ plt.show()
 # screen. The [threat model](../explanation/threat-model.md) says what follows from that.
 
 # %%
-print("files of this tutorial are in", WORK.resolve())
+print("files of this tutorial are in the folder", WORK.name)
 print(sorted(p.name for p in OUT.glob("06_*.png")))
