@@ -290,7 +290,8 @@ def run_checks(route: Route, pl: Polylines, process: ProcessConfig, block_size: 
         )
     )
     # bend radius
-    kk, ff = np.unravel_index(int(np.argmax(pl.curvature)), pl.curvature.shape)
+    k_i, f_i = np.unravel_index(int(np.argmax(pl.curvature)), pl.curvature.shape)
+    kk, ff = int(k_i), int(f_i)
     kmax = float(pl.curvature[kk, ff])
     rmin = 1.0 / kmax if kmax > 0 else math.inf
     results.append(
@@ -309,7 +310,8 @@ def run_checks(route: Route, pl: Polylines, process: ProcessConfig, block_size: 
     dz = np.diff(pl.z)[:, None]
     chord = np.sqrt(np.sum(np.diff(pl.xy, axis=0) ** 2, axis=2)) / dz
     slopes = np.maximum(pl.slope, np.vstack([chord, chord[-1:]]))
-    kk, ff = np.unravel_index(int(np.argmax(slopes)), slopes.shape)
+    k_i, f_i = np.unravel_index(int(np.argmax(slopes)), slopes.shape)
+    kk, ff = int(k_i), int(f_i)
     tilt = math.degrees(math.atan(float(slopes[kk, ff])))
     results.append(
         CheckResult(

@@ -192,7 +192,7 @@ def line_passes(
         return LinePasses(pos, lanes)
     nbits = max(1, int(np.ceil(np.log2(n))))
     positions = [ident.copy()]
-    lanes = []
+    lane_rows: list[np.ndarray] = []
     cur = ident.copy()  # current position of each fiber (fiber = starting position)
     prev_lane = np.zeros(n, dtype=np.int64)
     for j in range(nbits - 1, -1, -1):
@@ -216,13 +216,13 @@ def line_passes(
             # nothing moves on this line in this pass: nobody needs to change lane
             lane = prev_lane.copy()
         positions.append(new)
-        lanes.append(lane)
+        lane_rows.append(lane)
         prev_lane = lane
         cur = new
     if not np.array_equal(cur, perm):  # pragma: no cover - radix sort is exact
         raise RuntimeError("radix passes did not reach the target")
     pos = np.array(positions)
-    ln = np.array(lanes, dtype=np.int64)
+    ln = np.array(lane_rows, dtype=np.int64)
     if n_passes is not None:
         if n_passes < ln.shape[0]:
             raise ValueError(f"n_passes={n_passes} is fewer than the {ln.shape[0]} needed")

@@ -44,14 +44,14 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fabrication.checks import CheckReport, run_checks
-from fabrication.mesh import TriMesh, bundle_meshes, is_watertight, iter_tube_batches
+from fabrication.mesh import bundle_meshes, is_watertight
 from fabrication.meshio import write_3mf, write_stl
 from fabrication.process import PRESETS, ProcessConfig, face_geometry
 from fabrication.routing import Route, route_permutation
@@ -87,15 +87,6 @@ class Device:
     report: CheckReport
     transmission: dict[str, np.ndarray]
     process: ProcessConfig
-
-    def tube_batches(self, batch: int = 256) -> Iterator[tuple[np.ndarray, TriMesh]]:
-        """Tube meshes of ``batch`` fibers at a time."""
-        return iter_tube_batches(
-            self.polylines,
-            self.process.channel_diameter_mm / 2.0,
-            self.process.polygon_sides(),
-            batch,
-        )
 
 
 def route_key(key, process: ProcessConfig) -> Route:

@@ -6,7 +6,7 @@ nominal channel radius, so each tube lies within that radius of its polyline (fa
 inside the circle). The ends are flat caps in the face planes z = 0 and z = L. Units: mm.
 
 The matrix is the housing block (bundle extent plus the process's housing margin, from z = 0
-to z = L) minus all tubes (see :func:`matrix_mesh`).
+to z = L) minus all tubes (see :func:`bundle_meshes`).
 
 Files are written by :mod:`fabrication.meshio`.
 """
@@ -26,7 +26,6 @@ __all__ = [
     "housing_box",
     "is_watertight",
     "iter_tube_batches",
-    "matrix_mesh",
     "tube_mesh",
 ]
 
@@ -229,11 +228,6 @@ def bundle_meshes(
         np.concatenate([vertices, box.vertices.astype(np.float32)]), np.concatenate(faces)
     )
     return cores, mat
-
-
-def matrix_mesh(pl: Polylines, radius_mm: float, sides: int, margin_mm: float) -> TriMesh:
-    """Housing block minus all tubes, as one watertight indexed mesh (see :func:`bundle_meshes`)."""
-    return bundle_meshes(pl, radius_mm, sides, margin_mm)[1]
 
 
 def is_watertight(m: TriMesh) -> bool:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import struct
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -187,7 +188,7 @@ def _digits(a: np.ndarray, width: int | None = None) -> np.ndarray:
     return out
 
 
-def _xml_rows(parts: list[bytes | np.ndarray]) -> bytes:
+def _xml_rows(parts: Sequence[Any]) -> bytes:
     """Concatenate per-row byte strings column by column, vectorised.
 
     ``parts`` alternates literal ``bytes`` and ``(n,)`` arrays; integer arrays are written in

@@ -187,8 +187,8 @@ def _fan_clearance(
     from scipy.spatial import cKDTree
 
     pairs: set[tuple[int, int]] = set()
-    for pts in (st.start, st.end):
-        pairs |= cKDTree(pts).query_pairs(1.5 * clearance_mm)
+    for ends in (st.start, st.end):
+        pairs |= cKDTree(ends).query_pairs(1.5 * clearance_mm)
     if not pairs:
         return lambda _h, _i, _j: True
     p = np.array(sorted(pairs), dtype=np.int64)
