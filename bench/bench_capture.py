@@ -57,6 +57,9 @@ def main() -> None:
     ap.add_argument("--cli-repeats", type=int, default=3)
     args = ap.parse_args()
 
+    # The 1-megapixel camera below is estimated at about 1 GB, more than keycam's default
+    # memory budget for one command; a benchmark run may use more.
+    os.environ.setdefault("KEYCAM_MAX_MEMORY_MB", "4096")
     from sim.camera import Camera, CameraConfig
 
     results: dict[str, object] = {"cpu_count": os.cpu_count(), "load_avg_1min": os.getloadavg()[0]}

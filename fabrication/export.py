@@ -59,9 +59,44 @@ from fabrication.sampling import Polylines, sample_route
 from fabrication.transmission import fiber_transmission
 from keycam.cli import ArgumentParser, CLIError, progress, run
 
-__all__ = ["FULL_WATERTIGHT_CHECK_FACES", "Device", "build", "main", "route_key"]
+__all__ = [
+    "FULL_WATERTIGHT_CHECK_FACES",
+    "Device",
+    "build",
+    "main",
+    "mesh_memory",
+    "mesh_triangles",
+    "route_key",
+    "routing_memory",
+]
 
 FULL_WATERTIGHT_CHECK_FACES = 5_000_000  # edge-sorting check up to this many triangles
+
+# Memory estimates checked against keycam's budget before routing and before meshing
+# (measured on 32 x 32 and 64 x 64 keys with the resin preset: about 90 bytes per fiber and
+# sampled level while routing and checking, about 50 bytes per core triangle while meshing
+# both bodies and writing them; the constants add a margin). Recalibrate them when routing or
+# meshing changes: `python bench/bench_fabrication.py` prints the sizes.
+_ROUTE_BYTES_PER_FIBER_LEVEL = 100
+_LEVELS_PER_SQRT_FIBER = 30  # sampled levels grow like the lattice side (931 at 32 x 32)
+_MESH_BYTES_PER_TRIANGLE = 64
+
+
+def routing_memory(n_fibers: int) -> float:
+    """Estimated peak bytes of routing, sampling and checking ``n_fibers`` fibers."""
+    levels = _LEVELS_PER_SQRT_FIBER * math.sqrt(n_fibers)
+    return n_fibers * levels * _ROUTE_BYTES_PER_FIBER_LEVEL
+
+
+def mesh_triangles(device: Device) -> int:
+    """Triangles of the cores body: two per polygon side between consecutive rings."""
+    return 2 * device.process.polygon_sides() * int(device.polylines.rings.sum())
+
+
+def mesh_memory(device: Device, *, matrix: bool) -> float:
+    """Estimated peak bytes of meshing ``device`` (and its matrix body) and writing them."""
+    per = _MESH_BYTES_PER_TRIANGLE if matrix else 0.75 * _MESH_BYTES_PER_TRIANGLE
+    return mesh_triangles(device) * per
 
 
 @dataclass(frozen=True)
@@ -181,6 +216,7 @@ def _size(path: Path) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m fabrication.export``; returns the exit status."""
+    from keycam.limits import check_memory
     from keycam.outputs import OutputSet
     from optics.faceplate import Key
 
@@ -207,6 +243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         key = Key.load(key_path)
         process = ProcessConfig.preset(args.process)
         quiet = args.quiet
+        check_memory(
+            f"routing the {key.n_fibers} fibers of {key_path}",
+            routing_memory(key.n_fibers),
+            reduce="the key's lattice (rows x cols)",
+        )
 
         def say(msg: str) -> None:
             if not quiet and sys.stderr.isatty():
@@ -220,6 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             bad = report.failures()[0]
             raise CLIError(f"check failed, nothing written: {bad.message(key.config.cols)}")
         t_check = time.perf_counter() - t0
+        check_memory(
+            f"meshing {mesh_triangles(device)} triangles per body",
+            mesh_memory(device, matrix=not args.no_matrix),
+            reduce="the key's lattice, or skip the matrix body with --no-matrix",
+        )
 
         radius = process.channel_diameter_mm / 2.0
         sides = process.polygon_sides()

@@ -102,17 +102,20 @@ def verify_memory(config: Any, n_digits: int) -> float:
 
     Two cameras' operators (the camera with its conventional twin, and the other key's
     camera; :func:`sim.memory.camera_memory`), the frames of ``n_digits`` digits through two
-    cameras, the dense input operators (sites x 784) and the readouts.
+    cameras, the per-pixel digit operators while the input operators are solved (dense,
+    pixels x 784, several copies: measured about 26 kB per sensor pixel), the dense input
+    operators (sites x 784) and the readouts.
     """
     from sim.memory import camera_memory
 
     n_f = config.faceplate.rows * config.faceplate.cols
     n_px = config.sensor.width_px * config.sensor.height_px
     cameras = 2.0 * camera_memory(config)["total"]
-    frames = 2.0 * n_digits * n_px * 2 + n_px * 784 * 12.0
+    frames = 2.0 * n_digits * n_px * 2
+    solving = n_px * 784 * 8 * 4.5
     operators = 4.0 * n_f * 784 * 8
     readouts = 4.0 * n_digits * n_f * 8
-    return cameras + frames + operators + readouts
+    return cameras + frames + solving + operators + readouts
 
 
 #: Most training epochs ``--epochs`` accepts.

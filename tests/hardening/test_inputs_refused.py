@@ -167,6 +167,24 @@ def test_configs_that_cannot_run_are_refused_before_allocating(tmp_path, scene_p
     assert not (tmp_path / "o").exists()
 
 
+def test_export_sizes_are_checked_before_routing_and_before_meshing(tmp_path):
+    from optics.faceplate import FaceplateConfig, keygen
+
+    keygen(FaceplateConfig(rows=128, cols=128, block_size=8)).save(tmp_path / "big.key")
+    small_key(tmp_path / "k.key")
+    before = snapshot(tmp_path)
+    t0 = time.perf_counter()
+    res = run_limited("fabrication.export", "big.key", "-o", "out", cwd=tmp_path,
+                      address_space=AS_LIMIT)  # fmt: skip
+    refused(res, "routing the 16384 fibers", "KEYCAM_MAX_MEMORY_MB")
+    assert time.perf_counter() - t0 < 30
+    # a small budget: the key routes, its meshes would not fit
+    res = run_module("fabrication.export", "k.key", "-o", "out", cwd=tmp_path,
+                     env={"KEYCAM_MAX_MEMORY_MB": "16"})  # fmt: skip
+    refused(res, "meshing", "--no-matrix")
+    assert snapshot(tmp_path) == before
+
+
 def test_emva_sizes_are_bounded(tmp_path):
     for args, needle in (
         (["--steps", "100000000"], "--steps"),

@@ -84,3 +84,33 @@ def test_large_accepted_inputs_of_every_command_run_under_the_limit(tmp_path):
     res = run_limited("sim.capture", "--config", "cam.toml", "--out", "o", "--quiet",
                       cwd=tmp_path, address_space=AS_LIMIT, timeout=1200)  # fmt: skip
     assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.slow
+def test_the_largest_accepted_verification_camera_runs_under_the_limit(tmp_path):
+    import tomllib
+
+    from keynet.verify import default_camera_path, verify_memory
+
+    text = default_camera_path().read_text()
+
+    def with_sensor(side: int) -> str:
+        return text.replace("width_px = 112", f"width_px = {side}").replace(
+            "height_px = 112", f"height_px = {side}"
+        )
+
+    side = max(
+        s
+        for s in range(112, 400, 4)
+        if verify_memory(CameraConfig.model_validate(tomllib.loads(with_sensor(s))), 1000)
+        <= _budget()
+    )
+    (tmp_path / "cam.toml").write_text(with_sensor(side))
+    (tmp_path / "cam2.toml").write_text(with_sensor(side + 40))
+    env = {"KEYCAM_CACHE": str(tmp_path / "cache")}
+    res = run_limited("keynet.verify", "--config", "cam.toml", "--epochs", 1, "--quiet",
+                      cwd=tmp_path, address_space=AS_LIMIT, env=env, timeout=1200)  # fmt: skip
+    assert res.returncode == 0, (side, res.stderr)
+    res = run_limited("keynet.verify", "--config", "cam2.toml", "--epochs", 1, "--quiet",
+                      cwd=tmp_path, address_space=AS_LIMIT, env=env)  # fmt: skip
+    assert_refused(res, "memory")

@@ -278,7 +278,7 @@ def test_ctrl_c_during_start_up_imports_is_one_line(tmp_path, small_toml, module
 def test_sigterm_is_handled_like_ctrl_c(tmp_path, small_toml, scene_png):
     proc = subprocess.Popen(
         [sys.executable, "-m", "sim.capture", str(scene_png), "--config", str(small_toml),
-         "--frames", "3000", "--out", "o"],
+         "--frames", "20000", "--out", "o"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
