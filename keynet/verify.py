@@ -326,7 +326,7 @@ def format_table(r: dict[str, Any]) -> str:
 
     lines = [
         f"key-net verification on {n} test digits, {r['camera']} camera ({kind}), {key}",
-        f"camera: {r['camera_config']}",
+        f"camera: {Path(r['camera_config']).name}",
         f"        {r['camera_fibers'][0]}x{r['camera_fibers'][1]} fibers, crosstalk "
         f"{100 * r['crosstalk_in']:g} % at the input face and {100 * r['crosstalk_out']:g} % "
         f"at the output face, {r['dead_fibers']} dead fibers",
