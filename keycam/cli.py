@@ -31,7 +31,7 @@ from typing import Any, NoReturn, TypeVar
 
 from keycam import signals
 
-__all__ = ["ArgumentParser", "CLIError", "format_error", "progress", "run"]
+__all__ = ["ArgumentParser", "CLIError", "format_error", "int_at_least", "progress", "run"]
 
 T = TypeVar("T")
 
@@ -161,6 +161,20 @@ def run(
             _say(f"error: {format_error(exc)}")
             return 2
         return int(status or 0)
+
+
+def int_at_least(name: str, text: str, lo: int = 1) -> int:
+    """``text`` (a command-line value of option ``name``) as an integer ``>= lo``.
+
+    Raises :class:`CLIError` naming the option: "--frames: expected an integer, got 'x'".
+    """
+    try:
+        v = int(text)
+    except ValueError:
+        raise CLIError(f"{name}: expected an integer, got {text!r}") from None
+    if v < lo:
+        raise CLIError(f"{name}: must be >= {lo}, got {v}")
+    return v
 
 
 def progress(

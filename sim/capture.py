@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from keycam.cli import ArgumentParser, CLIError, progress, run
+from keycam.cli import ArgumentParser, CLIError, int_at_least, progress, run
 from sim.units import parse_exposure as _parse_exposure
 
 if TYPE_CHECKING:  # numpy is imported where it is used, so that --help starts fast
@@ -57,19 +57,6 @@ DEFAULT_MAX_PIXELS = 50_000_000  # = sim.io.DEFAULT_MAX_PIXELS (kept here to sta
 def parse_exposure(text: str) -> float | str:
     """``"auto"`` or an exposure such as ``0.01``, ``10ms``, ``250us`` -> seconds."""
     return _parse_exposure(text, name="--exposure")
-
-
-def _positive_int(name: str, lo: int = 1):
-    def conv(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise CLIError(f"{name}: expected an integer, got {text!r}") from None
-        if v < lo:
-            raise CLIError(f"{name}: must be >= {lo}, got {v}")
-        return v
-
-    return conv
 
 
 def _parser() -> ArgumentParser:
@@ -191,14 +178,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     # ---- validate everything before the work (cheap checks first) ------------------------
-    frames = _positive_int("--frames")(args.frames)
+    frames = int_at_least("--frames", args.frames)
     if frames > MAX_FRAMES:
         raise CLIError(f"--frames: at most {MAX_FRAMES} frames per run, got {frames}")
     seed = None if args.seed is None else _seed(args.seed)
     max_pixels = (
         DEFAULT_MAX_PIXELS
         if args.max_pixels is None
-        else _positive_int("--max-pixels")(args.max_pixels)
+        else int_at_least("--max-pixels", args.max_pixels)
     )
     exposure = None if args.exposure is None else parse_exposure(args.exposure)
     out = Path(args.out)

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from keycam.cli import ArgumentParser, CLIError, run
+from keycam.cli import ArgumentParser, CLIError, int_at_least, run
 from sim.dataset_store import (
     check_resume,
     create_store,
@@ -306,19 +306,6 @@ def encrypt_dataset(
 
 
 # ---------------------------------------------------------------------------- command line
-def _int(name: str, lo: int):
-    def conv(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise CLIError(f"{name}: expected an integer, got {text!r}") from None
-        if v < lo:
-            raise CLIError(f"{name}: must be >= {lo}, got {v}")
-        return v
-
-    return conv
-
-
 def _parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="python -m sim.dataset",
@@ -358,10 +345,12 @@ def _parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    seed = None if args.seed is None else _int("--seed", 0)(args.seed)
-    chunk = None if args.chunk is None else _int("--chunk", 1)(args.chunk)
-    workers = None if args.workers is None else _int("--workers", 1)(args.workers)
-    max_pixels = 50_000_000 if args.max_pixels is None else _int("--max-pixels", 1)(args.max_pixels)
+    seed = None if args.seed is None else int_at_least("--seed", args.seed, 0)
+    chunk = None if args.chunk is None else int_at_least("--chunk", args.chunk, 1)
+    workers = None if args.workers is None else int_at_least("--workers", args.workers, 1)
+    max_pixels = (
+        50_000_000 if args.max_pixels is None else int_at_least("--max-pixels", args.max_pixels, 1)
+    )
     exposure = args.exposure
     if exposure is not None and exposure not in ("auto", "white"):
         exposure = parse_exposure(exposure, name="--exposure")
