@@ -17,36 +17,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from keycam_testing import REPO
+from keycam_testing import REPO, small_camera_toml
 from PIL import Image
 
 from optics.faceplate import FaceplateConfig, keygen
 
 #: A small, fast camera (8 x 8 fibers, 32 x 32 pixels) with a recognisable key seed.
 SECRET_SEED = 987654321
-SMALL_TOML = f"""
-exposure = "auto"
-[scene]
-shape_px = [32, 32]
-[lens]
-focal_length_mm = 80.0
-f_number = 2.8
-wavelength_nm = 525.0
-[faceplate]
-rows = 8
-cols = 8
-block_size = 4
-transmission_mean = 0.05
-seed = {SECRET_SEED}
-[coupling]
-magnification = 0.021682
-blur_um = 2.0
-relay_f_number = 1.4
-[sensor]
-preset = "imx174"
-width_px = 32
-height_px = 32
-"""
+SMALL_TOML = small_camera_toml(faceplate=f"seed = {SECRET_SEED}")
 
 #: Address-space limit the acceptance criteria name: 1.5 GB.
 AS_LIMIT = 1_500_000_000

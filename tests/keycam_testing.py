@@ -53,3 +53,36 @@ def assert_refused(proc: subprocess.CompletedProcess, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], lines[0]
     return lines[0]
+
+
+def small_camera_toml(*, faceplate: str = "", coupling: str = "") -> str:
+    """A small, fast camera TOML (8 x 8 fibers, 32 x 32 pixels, 4 x 4 key blocks).
+
+    ``faceplate`` and ``coupling`` are extra lines for those tables (e.g.
+    ``"crosstalk_in = 0.02"``). Tests rely on the lines ``rows = 8`` / ``cols = 8`` and
+    ``width_px = 32`` / ``height_px = 32`` standing next to each other.
+    """
+    fp = f"\n{faceplate.strip()}" if faceplate.strip() else ""
+    cp = f"\n{coupling.strip()}" if coupling.strip() else ""
+    return f"""
+exposure = "auto"
+[scene]
+shape_px = [32, 32]
+[lens]
+focal_length_mm = 80.0
+f_number = 2.8
+wavelength_nm = 525.0
+[faceplate]
+rows = 8
+cols = 8
+block_size = 4
+transmission_mean = 0.05{fp}
+[coupling]
+magnification = 0.021682
+blur_um = 2.0
+relay_f_number = 1.4{cp}
+[sensor]
+preset = "imx174"
+width_px = 32
+height_px = 32
+"""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from keycam_testing import assert_refused, run_module
+from keycam_testing import assert_refused, run_module, small_camera_toml
 from PIL import Image
 
 from optics.faceplate import Key, keygen
@@ -53,33 +53,15 @@ BASE = {
     "sensor": {"preset": "imx174", "width_px": 32, "height_px": 32},
 }
 
-SMALL_TOML = """
-exposure = "auto"
-[scene]
-shape_px = [32, 32]
-[lens]
-focal_length_mm = 80.0
-f_number = 2.8
-wavelength_nm = 525.0
-[faceplate]
-rows = 8
-cols = 8
-block_size = 4
-transmission_mean = 0.05
+SMALL_TOML = small_camera_toml(
+    faceplate="""
 bias_photons_per_s = 3.0e8
 crosstalk_in = 0.02
 crosstalk_out = 0.02
 dead_fraction = 0.05
-[coupling]
-magnification = 0.021682
-blur_um = 2.0
-relay_f_number = 1.4
-relay_transmission = 0.9
-[sensor]
-preset = "imx174"
-width_px = 32
-height_px = 32
-"""
+""",
+    coupling="relay_transmission = 0.9",
+)
 
 
 def config(*, sensor_px: int = 32, scene: tuple[int, int] = (32, 32), coupling=None, **fp):

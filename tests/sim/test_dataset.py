@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from keycam_testing import REPO, assert_refused, run_module
+from keycam_testing import REPO, assert_refused, run_module, small_camera_toml
 from PIL import Image
 
 pytest.importorskip("dask")
@@ -33,29 +33,7 @@ from sim.dataset_inputs import open_source  # noqa: E402
 from sim.dataset_worker import frame_seeds  # noqa: E402
 from sim.io import read_image  # noqa: E402
 
-SMALL_TOML = """
-exposure = "auto"
-[scene]
-shape_px = [32, 32]
-[lens]
-focal_length_mm = 80.0
-f_number = 2.8
-wavelength_nm = 525.0
-[faceplate]
-rows = 8
-cols = 8
-block_size = 4
-transmission_mean = 0.05
-crosstalk_in = 0.02
-[coupling]
-magnification = 0.021682
-blur_um = 2.0
-relay_f_number = 1.4
-[sensor]
-preset = "imx174"
-width_px = 32
-height_px = 32
-"""
+SMALL_TOML = small_camera_toml(faceplate="crosstalk_in = 0.02")
 
 
 @pytest.fixture
