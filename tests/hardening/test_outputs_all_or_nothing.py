@@ -282,10 +282,13 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path, small_toml, scene_png):
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
-    # The output folder appears when the run has planned its outputs, before the (long)
-    # capture: the signal lands mid-run however loaded the machine is.
+    # Signal once the run is writing its (staged) outputs.
     deadline = time.time() + 60
-    while not (tmp_path / "o").exists() and proc.poll() is None and time.time() < deadline:
+    while (
+        not list((tmp_path / "o").glob(".scene_raw_000.png.*"))
+        and proc.poll() is None
+        and time.time() < deadline
+    ):
         time.sleep(0.01)
     assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGTERM)
