@@ -244,7 +244,11 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
             f"scene {p}: image exceeds the limit of {max_pixels} pixels "
             "(raise it with --max-pixels)"
         ) from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
+    # Pillow reports some malformed files (TIFF tags) as KeyError, TypeError or IndexError.
+    except (
+        OSError, SyntaxError, ValueError, EOFError, KeyError, TypeError, IndexError,
+        struct.error, zlib.error,
+    ) as exc:  # fmt: skip
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise ImageReadError(f"scene {p}: truncated or corrupt image ({reason})") from None
     finally:
