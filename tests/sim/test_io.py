@@ -291,5 +291,5 @@ def test_a_tiff_with_malformed_tags_is_a_corrupt_image(tmp_path):
     )
     p = tmp_path / "bad.tif"
     p.write_bytes(bad)
-    with pytest.raises(ImageReadError, match="bad.tif"):
+    with pytest.raises(ImageReadError, match=r"bad\.tif"):
         read_image(p)
