@@ -22,7 +22,9 @@ Checks (all on the printed polylines of :mod:`fabrication.sampling`):
 ``min_feature``
     Thinnest printed feature: the polygon core's flat-to-flat width, the thinnest wall.
 ``length``
-    Bundle length against the straight-line lower bound (reported, never fails).
+    Bundle length against its two lower bounds (reported, never fails): the straight-line
+    bound (no fiber moves sideways faster than ``tan θ_max``) and the bend-aware bound (every
+    displaced fiber needs an S-curve of the minimum bend radius, plus the straight ends).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from pydantic import BaseModel, ConfigDict
 from scipy.spatial import cKDTree
 
 from fabrication.process import ProcessConfig
-from fabrication.routing import Route, lower_bound_mm
+from fabrication.routing import Route, bend_bound_mm, lower_bound_mm
 from fabrication.sampling import Polylines
 
 __all__ = ["CheckReport", "CheckResult", "run_checks", "segment_distances"]
@@ -89,6 +91,8 @@ class CheckReport(BaseModel):
     lower_bound_mm: float
     displacement_sites: int
     length_ratio: float
+    bend_bound_mm: float | None = None
+    bend_bound_ratio: float | None = None
     fiber_length_mm_max: float
     fiber_length_mm_mean: float
     n_stages: int
@@ -351,9 +355,17 @@ def run_checks(route: Route, pl: Polylines, process: ProcessConfig, block_size: 
     )
     lengths = pl.arc_lengths()
     lb, d_sites = lower_bound_mm(
-        route.routing, face.rows, face.cols, block_size, face.pitch_mm, process.tan_tilt
+        route.routing,
+        face.rows,
+        face.cols,
+        block_size,
+        face.pitch_mm,
+        process.tan_tilt,
+        lattice=face.lattice,
     )
     ratio = route.length_mm / lb if lb > 0 else math.inf
+    bb = bend_bound_mm(face, route.routing, process)
+    bratio = route.length_mm / bb
     ff = int(np.argmax(lengths))
     results.append(
         CheckResult(
@@ -363,7 +375,8 @@ def run_checks(route: Route, pl: Polylines, process: ProcessConfig, block_size: 
             limit=None,
             unit="mm",
             fiber=ff,
-            rule=f"bundle length (lower bound {lb:.1f} mm, ratio {ratio:.2f}); "
+            rule=f"bundle length (straight-line bound {lb:.1f} mm, ratio {ratio:.2f}; "
+            f"bend-aware bound {bb:.1f} mm, ratio {bratio:.2f}); "
             f"longest fiber {lengths[ff]:.1f} mm",
         )
     )
@@ -379,6 +392,8 @@ def run_checks(route: Route, pl: Polylines, process: ProcessConfig, block_size: 
         lower_bound_mm=lb,
         displacement_sites=d_sites,
         length_ratio=ratio,
+        bend_bound_mm=bb,
+        bend_bound_ratio=bratio,
         fiber_length_mm_max=float(lengths.max()),
         fiber_length_mm_mean=float(lengths.mean()),
         n_stages=len(route.stages),

@@ -30,6 +30,7 @@ __all__ = [
     "LinePasses",
     "decompose_grid",
     "is_two_lane",
+    "lds_at_most_two",
     "line_passes",
     "two_lane_split",
 ]
@@ -107,6 +108,11 @@ def decompose_grid(
 
 def is_two_lane(perm: np.ndarray) -> bool:
     """True if ``perm`` (position → target) is a union of two increasing sequences."""
+    return two_lane_split(perm) is not None
+
+
+def lds_at_most_two(perm: np.ndarray) -> bool:
+    """True if ``perm`` has no decreasing subsequence of length 3 (one two-lane pass)."""
     return two_lane_split(perm) is not None
 
 

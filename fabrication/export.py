@@ -9,9 +9,9 @@ Library use::
 
 Command line::
 
-    python -m fabrication.export KEY [-o DIR] [--process resin|fdm] [--report report.json]
-                                     [--write-transmission KEY_OUT] [--force] [--quiet]
-                                     [--no-matrix] [--no-3mf]
+    python -m fabrication.export KEY [-o DIR] [--process resin|fdm] [--attenuation DB_PER_CM]
+                                     [--report report.json] [--write-transmission KEY_OUT]
+                                     [--force] [--quiet] [--no-matrix] [--no-3mf]
 
 writes ``DIR/<key stem>_cores.stl`` (one watertight body per fiber),
 ``DIR/<key stem>_matrix.stl`` (housing minus cores) and ``DIR/<key stem>.3mf`` (both
@@ -36,6 +36,7 @@ import numpy as np
 from fabrication.checks import CheckReport, run_checks
 from fabrication.mesh import TriMesh, bundle_meshes, is_watertight, iter_tube_batches
 from fabrication.meshio import write_3mf, write_stl
+from fabrication.printed import PrintedTransmission
 from fabrication.process import PRESETS, ProcessConfig, face_geometry
 from fabrication.routing import Route, route_permutation
 from fabrication.sampling import Polylines, sample_route
@@ -149,6 +150,11 @@ def _parser() -> ArgumentParser:
     p.add_argument("key", help="key file (from optics.faceplate / sim.capture)")
     p.add_argument("-o", "--out", default=".", help="output folder, created if needed (default: .)")
     p.add_argument("--process", choices=sorted(PRESETS), default="resin", help="print process")
+    p.add_argument(
+        "--attenuation",
+        metavar="DB_PER_CM",
+        help="propagation loss of the core material, dB/cm (default: the process preset's)",
+    )
     p.add_argument("--report", help="write the check report as JSON to this file")
     p.add_argument(
         "--write-transmission",
@@ -189,8 +195,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.write_transmission and Path(args.write_transmission).resolve() == key_path.resolve():
         raise CLIError("--write-transmission must not overwrite the input key")
 
+    overrides = {}
+    if args.attenuation is not None:
+        try:
+            att = float(args.attenuation)
+        except ValueError:
+            raise CLIError(f"--attenuation: expected dB/cm, got {args.attenuation!r}") from None
+        if not (math.isfinite(att) and att >= 0):
+            raise CLIError(f"--attenuation: must be a finite number >= 0 dB/cm, got {att:g}")
+        overrides["attenuation_db_per_cm"] = att
     key = Key.load(key_path)
-    process = ProcessConfig.preset(args.process)
+    process = ProcessConfig.preset(args.process, **overrides)
     quiet = args.quiet
 
     def say(msg: str) -> None:
@@ -254,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_3mf(targets["3mf"], bodies, overwrite=args.force)
             written.append(targets["3mf"])
         if args.write_transmission:
-            new_key = key.with_transmission(device.transmission["total"])
+            new_key = key.with_transmission(PrintedTransmission.from_device(device).total)
             new_key.save(args.write_transmission, overwrite=args.force)
             written.append(Path(args.write_transmission))
         if args.report:
@@ -283,7 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not quiet:
         print(
             f"key {key.fingerprint}: {report.n_fibers} fibers, length {report.length_mm:.1f} mm "
-            f"({report.length_ratio:.1f}x the {report.lower_bound_mm:.1f} mm lower bound), "
+            f"({report.bend_bound_ratio:.1f}x the {report.bend_bound_mm:.1f} mm bend-aware bound, "
+            f"{report.length_ratio:.1f}x the {report.lower_bound_mm:.1f} mm straight-line "
+            f"bound), mean transmission {float(np.mean(device.transmission['total'])):.3g}, "
             f"all checks passed; wrote {', '.join(str(p) for p in written)}"
         )
     return 0

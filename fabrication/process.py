@@ -20,6 +20,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from fabrication._optics import lattice as lat
+
 __all__ = ["PRESETS", "FaceGeometry", "ProcessConfig", "face_geometry"]
 
 
@@ -201,8 +203,6 @@ def face_geometry(
     The face pitch is the key's lattice pitch. It must leave room for the channel plus the
     wall; otherwise the process cannot print this lattice and ``ValueError`` is raised.
     """
-    from optics import lattice as lat
-
     pitch_mm = float(lattice_pitch_um) / 1000.0
     need = process.min_pitch_mm
     if pitch_mm < need - 1e-9:
