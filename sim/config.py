@@ -21,12 +21,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from optics.faceplate import FaceplateConfig
 from optics.lens import LensConfig
 from optics.sensor import SensorConfig
+from sim.printed import TransmissionConfig
 from sim.units import parse_exposure
 
 __all__ = [
     "CameraConfig",
     "CouplingConfig",
     "SceneConfig",
+    "TransmissionConfig",
     "default_config_path",
     "load_config",
 ]
@@ -154,6 +156,11 @@ class CameraConfig(BaseModel):
     lens: LensConfig = Field(description="Camera lens forming the scene on the input face.")
     faceplate: FaceplateConfig = Field(
         default_factory=FaceplateConfig, description="Fiber faceplate and the recipe of its key."
+    )
+    transmission: TransmissionConfig = Field(
+        default_factory=TransmissionConfig,
+        description="Where the faceplate transmission comes from: the printed part (routed "
+        "geometry of the device key, default) or the key's assumed values.",
     )
     coupling: CouplingConfig = Field(
         default_factory=CouplingConfig, description="Output face -> sensor coupling."
