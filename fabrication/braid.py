@@ -25,12 +25,13 @@ the shuffles of the rigid blocks.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from fabrication._optics import lattice as lat
-from fabrication.decompose import decompose_grid, lds_at_most_two, line_passes
+from fabrication.decompose import decompose_grid_few_passes, lds_at_most_two, line_passes
 
 __all__ = ["Phase", "block_structure", "layouts", "phase_plans"]
 
@@ -90,6 +91,10 @@ def _phase(axis: str, line: np.ndarray, cur: np.ndarray, tgt: np.ndarray) -> Pha
         lp = line_passes(perm, n_passes=n_pass, allow_single=single)
         positions[:, g] = slots[lp.positions]
         lanes[:, g] = lp.lanes
+    # passes in which no fiber moves (low radix bits of a line that moves whole blocks)
+    moves = np.flatnonzero(np.any(positions[1:] != positions[:-1], axis=1))
+    positions = positions[np.concatenate([[0], moves + 1])]
+    lanes = lanes[moves]
     return Phase(axis, positions, lanes)
 
 
@@ -122,7 +127,13 @@ def block_structure(
     return lr * cols + lc, block_dest
 
 
-def _local_rows(routing: np.ndarray, rows: int, cols: int, b: int) -> np.ndarray:
+def _decompose(sr, sc, dr, dc, rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
+    return decompose_grid_few_passes(sr, sc, dr, dc, rows, cols, tries=8, rng=rng)
+
+
+def _local_rows(
+    routing: np.ndarray, rows: int, cols: int, b: int, rng: np.random.Generator
+) -> np.ndarray:
     """Intermediate row of every fiber for a block-local routing (each block on its own)."""
     n = rows * cols
     sr, sc = np.divmod(np.arange(n), cols)
@@ -132,7 +143,7 @@ def _local_rows(routing: np.ndarray, rows: int, cols: int, b: int) -> np.ndarray
     org = lat.block_origins(rows, cols, b)
     for blk, (r0, c0, h, w) in enumerate(org):
         f = np.flatnonzero(bid == blk)
-        k[f] = r0 + decompose_grid(sr[f] - r0, sc[f] - c0, dr[f] - r0, dc[f] - c0, h, w)
+        k[f] = r0 + _decompose(sr[f] - r0, sc[f] - c0, dr[f] - r0, dc[f] - c0, h, w, rng)
     return k
 
 
@@ -169,29 +180,32 @@ def phase_plans(routing: np.ndarray, rows: int, cols: int, b: int) -> dict[str, 
     """
     routing = np.asarray(routing, dtype=np.int64)
     n = rows * cols
+    # the decompositions are searched with a generator seeded by the routing itself, so the
+    # same key always routes the same way
+    seed = int.from_bytes(hashlib.sha256(routing.astype("<i8").tobytes()).digest()[:8], "little")
+    rng = np.random.default_rng(seed)
     plans: dict[str, list[Phase]] = {}
     bid = lat.block_ids(rows, cols, b)
     if b < max(rows, cols) and np.array_equal(bid[routing], bid):
-        plans["block"] = _three_phases(
-            routing, rows, cols, _local_rows(routing, rows, cols, b), bid
-        )
+        k = _local_rows(routing, rows, cols, b, rng)
+        plans["block"] = _three_phases(routing, rows, cols, k, bid)
         return plans
     sr, sc = np.divmod(np.arange(n), cols)
     dr, dc = np.divmod(routing, cols)
     plans["global"] = _three_phases(
-        routing, rows, cols, decompose_grid(sr, sc, dr, dc, rows, cols), None
+        routing, rows, cols, _decompose(sr, sc, dr, dc, rows, cols, rng), None
     )
     split = block_structure(routing, rows, cols, b)
     if split is not None:
         local, block_dest = split
-        phases = _three_phases(local, rows, cols, _local_rows(local, rows, cols, b), bid)
+        phases = _three_phases(local, rows, cols, _local_rows(local, rows, cols, b, rng), bid)
         # rigid blocks on the block grid, transposed (row / column / row) so that the first
         # block phase runs along x, after the last local phase along y
         nbr, nbc = rows // b, cols // b
         kb = np.arange(nbr * nbc)
         br, bc = np.divmod(kb, nbc)
         tbr, tbc = np.divmod(block_dest, nbc)
-        inter_c = decompose_grid(bc, br, tbc, tbr, nbc, nbr)  # intermediate block column
+        inter_c = _decompose(bc, br, tbc, tbr, nbc, nbr, rng)  # intermediate block column
         lr, lc = np.divmod(local, cols)
         blk = bid[local]  # block of every fiber (its own)
         off_r, off_c = lr - br[blk] * b, lc - bc[blk] * b

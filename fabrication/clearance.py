@@ -1,4 +1,4 @@
-"""Shortest length of one stage that keeps every pair of fibers apart (PHYSICS.md §4).
+"""Shortest length of one stage that keeps every pair of fibers apart.
 
 A stage moves every fiber on a straight lateral segment from ``start`` to ``end`` while z
 advances by ``ℓ``, all with the same profile ``S`` (:mod:`fabrication.profiles`). Two fibers

@@ -304,8 +304,8 @@ def routing_pitches(
     lane = c + process.route_margin_mm
     along = c * math.sqrt(1.0 + process.tan_tilt**2) + process.route_margin_mm
     pitch = lane + along if merged else 2.0 * lane
-    if face.lattice == "square" and face.pitch_mm >= pitch:
-        pitch = face.pitch_mm
+    if face.lattice == "square" and face.pitch_mm >= pitch - 1e-9:
+        pitch = max(pitch, face.pitch_mm)
     return pitch, lane
 
 
@@ -384,6 +384,8 @@ def route_permutation(
     routing: np.ndarray,
     block_size: int,
     process: ProcessConfig,
+    *,
+    lanes: str = "auto",
 ) -> Route:
     """Route fiber ``i`` from input site ``i`` to output site ``routing[i]``.
 
@@ -401,6 +403,10 @@ def route_permutation(
         Limits (clearance, bend radius, tilt, end length). A gentler design bend radius (less
         bend loss, more length) is a process override:
         ``ProcessConfig.preset("resin", min_bend_radius_mm=20)``.
+    lanes : {"auto", "separate", "merged"}
+        How fibers enter their lanes (:func:`fabrication.braid.layouts`): in separate lane
+        stages on a grid of pitch ``2L``, or set by the slide of the perpendicular phase on a
+        grid of pitch ``L + s``; ``"auto"`` routes both and keeps the shorter.
 
     Returns
     -------
@@ -408,6 +414,9 @@ def route_permutation(
         Deterministic: the same inputs give the same route. Of the candidate decompositions
         the shortest is kept.
     """
+    styles = {"auto": (False, True), "separate": (False,), "merged": (True,)}
+    if lanes not in styles:
+        raise ValueError(f"lanes must be one of {sorted(styles)}, got {lanes!r}")
     rows, cols = face.rows, face.cols
     n = rows * cols
     routing = np.asarray(routing, dtype=np.int64)
@@ -421,7 +430,7 @@ def route_permutation(
     best: Route | None = None
     fans: dict = {}
     for name, phases in phase_plans(routing, rows, cols, block_size).items():
-        for merged in (False, True):
+        for merged in styles[lanes]:
             pitch, lane = routing_pitches(face, process, merged=merged)
             grid = layouts(phases, rows, cols, pitch, lane, merged=merged)
             try:

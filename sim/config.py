@@ -4,7 +4,8 @@ A :class:`CameraConfig` is a frozen pydantic model (unknown keys are errors) tha
 TOML with :func:`load_config`; every bad value fails at load time with the field's name.
 ``CameraConfig.model_json_schema()`` (or ``python -m sim.capture --print-schema``) publishes
 its JSON schema. The bundled default camera is ``sim/data/default_camera.toml`` (documented
-inline): the printable 64 × 64-fiber design of PHYSICS.md §6.
+inline): a printable 16 × 16-fiber design, simulated with the transmission of the part as
+printed (``[transmission]``, :mod:`sim.printed`).
 """
 
 from __future__ import annotations

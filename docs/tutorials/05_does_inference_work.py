@@ -52,10 +52,13 @@ DIGITS = 200 if QUICK else 1000  # test digits photographed through the camera
 # ## 1. The verification camera
 #
 # The test task is the classic one: handwritten digits (a bundled 5000-digit subset of
-# MNIST, 28 × 28 pixels). The verification camera is keycam's default printable design with
-# its fiber lattice matched to the digits: 28 × 28 fibers, one digit pixel per fiber, 7 × 7
-# key blocks with the blocks permuted, the same lens, relay and IMX174-class sensor. Its
-# configuration is `keynet/data/verify_camera.toml`.
+# MNIST, 28 × 28 pixels). The verification camera is built like keycam's printable design
+# (1 mm fibers with 0.6 mm cores, a relay and an IMX174-class sensor) with its fiber lattice
+# matched to the digits: 28 × 28 fibers, one digit pixel per fiber, 7 × 7 key blocks with the
+# blocks permuted. It assumes a 5 % mean fiber transmission instead of the printed part's:
+# this experiment is about keying, and a 28 × 28 block-permuted key would print as a bundle
+# that passes well under 0.1 % of the light ([tutorial 3](../03_designing_the_faceplate/)).
+# Its configuration is `keynet/data/verify_camera.toml`.
 #
 # Here is what one test digit of each class looks like on its way through the camera.
 

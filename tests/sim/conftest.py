@@ -23,7 +23,7 @@ SMALL = {
         "seed": 3,
     },
     # the pipeline tests check photometry against the recipe's transmission; the printed
-    # transmission has its own tests (test_printed.py)
+    # transmission has its own tests (test_printed_camera.py)
     "transmission": {"source": "assumed"},
     "coupling": {
         "magnification": 0.021682,
