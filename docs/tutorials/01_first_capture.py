@@ -81,7 +81,7 @@ print(sorted(p.name for p in CAPTURE_DIR.iterdir()))
 # | file | what it is |
 # | --- | --- |
 # | `grace_hopper_raw.png` | raw encrypted frame: 16-bit grey PNG in DN (12-bit ADC, 0–4095) |
-# | `grace_hopper.json` | sidecar: configuration, transmission used, exposure, seeds, statistics, key fingerprint |
+# | `grace_hopper.json` | sidecar: configuration, transmission, exposure, seeds, statistics, key |
 # | `grace_hopper_preview.png` | for people: scene, encrypted, authorised view, conventional |
 # | `device.key` | the secret key of this device (mode 0600) |
 #

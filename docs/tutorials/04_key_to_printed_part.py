@@ -23,8 +23,9 @@
 #
 # The default camera's key (16 × 16 fibers, 4 × 4 blocks, blocks permuted) works the same
 # way; this page uses a 16 × 16-fiber faceplate with 8 × 8 key blocks kept in place, a key
-# that prints shorter (the quick run: 8 × 8 fibers, 4 × 4 blocks). `KEYCAM_TUTORIAL_OUT` sets the output folder (default
-# `keycam_out/tutorials/`), `KEYCAM_TUTORIAL_QUICK=1` selects the small lattice.
+# that prints shorter (the quick run: 8 × 8 fibers, 4 × 4 blocks). `KEYCAM_TUTORIAL_OUT` sets
+# the output folder (default `keycam_out/tutorials/`), `KEYCAM_TUTORIAL_QUICK=1` selects the
+# small lattice.
 
 # %%
 import json

@@ -47,9 +47,8 @@ def test_printed_transmission_equals_the_geometry_model(make_key, resin: Process
     length = seg.sum(axis=0)
     v = np.gradient(pos, z, axis=0)
     acc = np.gradient(v, z, axis=0)
-    cross = np.sqrt(
-        acc[..., 1] ** 2 + acc[..., 0] ** 2 + (v[..., 0] * acc[..., 1] - v[..., 1] * acc[..., 0]) ** 2
-    )
+    twist = v[..., 0] * acc[..., 1] - v[..., 1] * acc[..., 0]
+    cross = np.sqrt(acc[..., 1] ** 2 + acc[..., 0] ** 2 + twist**2)
     kappa = (cross / (1 + np.sum(v**2, axis=2)) ** 1.5)[2:-2].max(axis=0)
     r = 1.0 / kappa
     q, a = resin.n_clad / resin.n_core, resin.core_diameter_mm / 2

@@ -85,7 +85,7 @@ def test_frame_brightness_follows_the_printed_transmission(make_small, cache) ->
     # level and dark signal) in that ratio, up to shot and read noise
     t = 0.01  # nothing near saturation: clipping would bend the ratio
     assert assumed.expected_dn(scene, exposure_s=t).max() < 0.5 * assumed.sensor.max_dn
-    gain, offset = assumed.sensor.affine(t)
+    _, offset = assumed.sensor.affine(t)
     rng = np.random.default_rng(1)
     fa = assumed.capture(scene, rng=rng, exposure_s=t, frames=16) - offset
     fb = printed.capture(scene, rng=rng, exposure_s=t, frames=16) - offset
