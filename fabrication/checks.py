@@ -30,13 +30,13 @@ Checks (all on the printed polylines of :mod:`fabrication.sampling`):
     Thinnest printed feature: the polygon core's smallest width, the thinnest wall, the
     housing margin.
 ``length``
-    Bundle height against the shortest any fiber's move allows: a fiber displaced
-    laterally by ``s`` with tilt ≤ θ and bend radius ≥ R needs at least
+    Bundle height against its bend-aware lower bound: a fiber displaced laterally by ``s``
+    with tilt ≤ θ and bend radius ≥ R needs at least
     ``2 R sin φ + max(0, s − 2R(1 − cos θ)) / tan θ``, ``φ = min(θ, arccos(1 − s/(2R)))``
-    (two arcs of radius R and a straight run at θ), plus the straight ends. A shorter
-    bundle breaks tilt or bend radius somewhere, even between sampled levels. The
-    straight-line bound ``√2 (D − 1) · pitch / tan θ`` of the key's block size is reported
-    beside it.
+    (two arcs of radius R and a straight run at θ), plus the straight ends
+    (:func:`fabrication.routing.bend_bound_mm`). A shorter bundle breaks tilt or bend radius
+    somewhere, even between sampled levels. The straight-line bound (no fiber moves sideways
+    faster than ``tan θ_max``) is reported beside it.
 """
 
 from __future__ import annotations
@@ -50,10 +50,10 @@ from pydantic import BaseModel, ConfigDict
 from scipy.spatial import cKDTree
 
 from fabrication.process import ProcessConfig
-from fabrication.routing import Route, lower_bound_mm
+from fabrication.routing import Route, bend_bound_mm, lower_bound_mm
 from fabrication.sampling import Polylines, segment_distances
 
-__all__ = ["CheckReport", "CheckResult", "run_checks", "segment_distances", "shortest_move_mm"]
+__all__ = ["CheckReport", "CheckResult", "run_checks", "segment_distances"]
 
 _TOL_MM = 1e-4  # tolerance of distance comparisons: 0.1 µm, far below any printer resolution
 _EXACT_MARGIN = 1.02  # clearance distances are exact up to 2 % above the limits
@@ -104,6 +104,8 @@ class CheckReport(BaseModel):
     lower_bound_mm: float
     displacement_sites: int
     length_ratio: float
+    bend_bound_mm: float | None = None
+    bend_bound_ratio: float | None = None
     fiber_length_mm_max: float
     fiber_length_mm_mean: float
     n_stages: int
@@ -222,31 +224,6 @@ def _clearance(pl: Polylines, exact_mm: float) -> tuple[float, int, int, float]:
         # known to be farther): report the certified bound
         best = (exact_mm, best[1], best[2], best[3] if best[1] >= 0 else 0.0)
     return best
-
-
-def shortest_move_mm(s_mm: float, max_tilt_deg: float, bend_radius_mm: float) -> float:
-    """Smallest z extent of a lateral move by ``s_mm`` that starts and ends along z.
-
-    With tilt at most θ and bend radius at least R the shortest move is two arcs of radius
-    R reaching ``φ = min(θ, arccos(1 − s/(2R)))`` with a straight run at θ between them
-    when the arcs alone cannot reach ``s``: ``2 R sin φ + max(0, s − 2R(1 − cos θ))/tan θ``.
-    (A 3D curve is no shorter: its angle to z turns no faster than the curve and its
-    lateral progress along the move is at most the sine of that angle.)
-
-    Parameters
-    ----------
-    s_mm : float
-        Lateral displacement, mm (≥ 0).
-    max_tilt_deg : float
-        Largest tilt from the z axis, degrees.
-    bend_radius_mm : float
-        Smallest centerline bend radius, mm.
-    """
-    th = math.radians(max_tilt_deg)
-    r = bend_radius_mm
-    phi = min(th, math.acos(max(-1.0, 1.0 - s_mm / (2.0 * r))))
-    run = max(0.0, s_mm - 2.0 * r * (1.0 - math.cos(th))) / math.tan(th)
-    return 2.0 * r * math.sin(phi) + run
 
 
 def run_checks(route: Route, pl: Polylines, process: ProcessConfig, block_size: int) -> CheckReport:
@@ -374,25 +351,30 @@ def run_checks(route: Route, pl: Polylines, process: ProcessConfig, block_size: 
     )
     lengths = pl.arc_lengths()
     lb, d_sites = lower_bound_mm(
-        route.routing, face.rows, face.cols, block_size, face.pitch_mm, process.tan_tilt
+        route.routing,
+        face.rows,
+        face.cols,
+        block_size,
+        face.pitch_mm,
+        process.tan_tilt,
+        lattice=face.lattice,
     )
     ratio = route.length_mm / lb if lb > 0 else math.inf
+    bb = bend_bound_mm(face, route.routing, process)
+    bratio = route.length_mm / bb
     moves = np.linalg.norm(face.sites_mm[route.routing] - face.sites_mm, axis=1)
     ff = int(np.argmax(moves))
-    shortest = 2.0 * e + shortest_move_mm(
-        float(moves[ff]), process.max_tilt_deg, process.min_bend_radius_mm
-    )
     height = float(pl.z[-1] - pl.z[0])
     results.append(
         CheckResult(
             name="length",
-            passed=height >= shortest - _TOL_MM,
+            passed=height >= bb - _TOL_MM,
             worst=height,
-            limit=shortest,
+            limit=bb,
             unit="mm",
             fiber=ff,
-            rule=f"bundle at least {shortest:.4g} mm long, the shortest a {moves[ff]:.3g} mm "
-            f"move allows within tilt and bend radius (straight-line bound {lb:.1f} mm, "
+            rule=f"bundle at least {bb:.4g} mm long, the bend-aware bound of its longest move "
+            f"({moves[ff]:.3g} mm; ratio {bratio:.2f}; straight-line bound {lb:.1f} mm, "
             f"ratio {ratio:.2f}; longest fiber {lengths.max():.1f} mm)",
         )
     )
@@ -408,6 +390,8 @@ def run_checks(route: Route, pl: Polylines, process: ProcessConfig, block_size: 
         lower_bound_mm=lb,
         displacement_sites=d_sites,
         length_ratio=ratio,
+        bend_bound_mm=bb,
+        bend_bound_ratio=bratio,
         fiber_length_mm_max=float(lengths.max()),
         fiber_length_mm_mean=float(lengths.mean()),
         n_stages=len(route.stages),

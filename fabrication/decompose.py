@@ -19,6 +19,7 @@ Everything here is integer arithmetic on index arrays; geometry lives in
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,9 @@ from scipy.sparse.csgraph import maximum_bipartite_matching
 __all__ = [
     "LinePasses",
     "decompose_grid",
+    "decompose_grid_few_passes",
     "is_two_lane",
+    "lds_at_most_two",
     "line_passes",
     "two_lane_split",
 ]
@@ -75,9 +78,37 @@ def decompose_grid(
         raise ValueError(f"expected {n} fibers for a {rows}x{cols} grid, got {src_row.shape}")
     if rows == 1:
         return np.zeros(n, dtype=np.int64)
+    colour = _edge_colouring(src_col, dst_col, rows, cols)
+    # Assign colour classes to rows: minimise displacement in phases 1 and 3.
+    cost = np.zeros((rows, rows))
+    rr = np.arange(rows)
+    np.add.at(cost, colour, (src_row[:, None] - rr[None, :]) ** 2 + (dst_row[:, None] - rr) ** 2)
+    ci, ri = linear_sum_assignment(cost)
+    row_of_colour = np.empty(rows, dtype=np.int64)
+    row_of_colour[ci] = ri
+    return row_of_colour[colour]
+
+
+def _edge_colouring(
+    src_col: np.ndarray,
+    dst_col: np.ndarray,
+    rows: int,
+    cols: int,
+    relabel: np.ndarray | None = None,
+    tiebreak: np.ndarray | None = None,
+) -> np.ndarray:
+    """Colour ``0..rows-1`` of every fiber: each colour is a perfect matching of columns.
+
+    ``relabel`` (a permutation of the source columns) and ``tiebreak`` (an order of the
+    fibers) pick other, equally valid colourings.
+    """
+    n = src_col.size
+    lab = np.arange(cols) if relabel is None else np.asarray(relabel)
+    sc = lab[src_col]
     # Remaining fibers per (source col, target col), as lists sorted for determinism.
-    edge = src_col * cols + dst_col
-    order = np.lexsort((np.arange(n), edge))
+    edge = sc * cols + dst_col
+    tb = np.arange(n) if tiebreak is None else np.asarray(tiebreak)
+    order = np.lexsort((tb, edge))
     edge_sorted = edge[order]
     starts = np.searchsorted(edge_sorted, np.arange(cols * cols), side="left")
     ends = np.searchsorted(edge_sorted, np.arange(cols * cols), side="right")
@@ -95,18 +126,84 @@ def decompose_grid(
         cells = np.arange(cols) * cols + match
         colour[order[ptr[cells]]] = k
         ptr[cells] += 1
-    # Assign colour classes to rows: minimise displacement in phases 1 and 3.
-    cost = np.zeros((rows, rows))
+    return colour
+
+
+def _passes(line: np.ndarray, cur: np.ndarray, tgt: np.ndarray) -> int:
+    """Two-lane passes a phase needs: 0 (nothing moves), 1 (every line a union of two
+    increasing sequences) or the radix count of the longest line."""
+    if np.array_equal(cur, tgt):
+        return 0
+    order = np.lexsort((cur, line))
+    cut = np.flatnonzero(np.diff(line[order])) + 1
+    single, longest = True, 1
+    for g in np.split(order, cut):
+        longest = max(longest, g.size)
+        if single and not lds_at_most_two(np.argsort(np.argsort(tgt[g], kind="stable"))):
+            single = False
+    return 1 if single else int(np.ceil(np.log2(longest)))
+
+
+def decompose_grid_few_passes(
+    src_row: np.ndarray,
+    src_col: np.ndarray,
+    dst_row: np.ndarray,
+    dst_col: np.ndarray,
+    rows: int,
+    cols: int,
+    *,
+    tries: int = 8,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Like :func:`decompose_grid`, choosing among colourings and row assignments.
+
+    Tries the default colouring and ``tries - 1`` random ones (``rng``); each colour class is
+    assigned to a row by the displacement-minimising assignment and, for grids of at most 6
+    rows, by every assignment. Returns the intermediate rows with the fewest two-lane passes
+    over the three phases (ties: smallest squared displacement) — fewer passes mean fewer
+    stages, and each stage costs an S-curve.
+    """
+    src_row = np.asarray(src_row, dtype=np.int64)
+    src_col = np.asarray(src_col, dtype=np.int64)
+    dst_row = np.asarray(dst_row, dtype=np.int64)
+    dst_col = np.asarray(dst_col, dtype=np.int64)
+    n = rows * cols
+    if rows == 1 or n <= 1:
+        return decompose_grid(src_row, src_col, dst_row, dst_col, rows, cols)
+    best: tuple[tuple[int, float], np.ndarray] | None = None
     rr = np.arange(rows)
-    np.add.at(cost, colour, (src_row[:, None] - rr[None, :]) ** 2 + (dst_row[:, None] - rr) ** 2)
-    ci, ri = linear_sum_assignment(cost)
-    row_of_colour = np.empty(rows, dtype=np.int64)
-    row_of_colour[ci] = ri
-    return row_of_colour[colour]
+    for t in range(max(1, tries)):
+        if t == 0:
+            colour = _edge_colouring(src_col, dst_col, rows, cols)
+        else:
+            colour = _edge_colouring(
+                src_col, dst_col, rows, cols, rng.permutation(cols), rng.permutation(n)
+            )
+        p2 = _passes(colour, src_col, dst_col)  # phase 2 does not depend on the rows
+        cost = np.zeros((rows, rows))
+        np.add.at(cost, colour, (src_row[:, None] - rr) ** 2 + (dst_row[:, None] - rr) ** 2)
+        ci, ri = linear_sum_assignment(cost)
+        assignments = [ri[np.argsort(ci)]]
+        if rows <= 6:
+            assignments += [np.array(a) for a in itertools.permutations(range(rows))]
+        for row_of_colour in assignments:
+            k = row_of_colour[colour]
+            score = (
+                _passes(src_col, src_row, k) + p2 + _passes(dst_col, k, dst_row),
+                float(cost[np.arange(rows), row_of_colour].sum()),
+            )
+            if best is None or score < best[0]:
+                best = (score, k)
+    return best[1]
 
 
 def is_two_lane(perm: np.ndarray) -> bool:
     """True if ``perm`` (position → target) is a union of two increasing sequences."""
+    return two_lane_split(perm) is not None
+
+
+def lds_at_most_two(perm: np.ndarray) -> bool:
+    """True if ``perm`` has no decreasing subsequence of length 3 (one two-lane pass)."""
     return two_lane_split(perm) is not None
 
 

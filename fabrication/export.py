@@ -9,9 +9,9 @@ Library use::
 
 Command line::
 
-    python -m fabrication.export KEY [-o DIR] [--process resin|fdm] [--report report.json]
-                                     [--write-transmission KEY_OUT] [--force] [--quiet]
-                                     [--no-matrix] [--no-3mf]
+    python -m fabrication.export KEY [-o DIR] [--process resin|fdm] [--attenuation DB_PER_CM]
+                                     [--report report.json] [--write-transmission KEY_OUT]
+                                     [--force] [--quiet] [--no-matrix] [--no-3mf]
 
 writes ``DIR/<key stem>_cores.stl`` (one watertight body per fiber),
 ``DIR/<key stem>_matrix.stl`` (housing minus cores) and ``DIR/<key stem>.3mf`` (both
@@ -191,6 +191,11 @@ def _parser() -> ArgumentParser:
     p.add_argument("key", help="key file (from optics.faceplate / sim.capture)")
     p.add_argument("-o", "--out", default=".", help="output folder, created if needed (default: .)")
     p.add_argument("--process", choices=sorted(PRESETS), default="resin", help="print process")
+    p.add_argument(
+        "--attenuation",
+        metavar="DB_PER_CM",
+        help="propagation loss of the core material, dB/cm (default: the process preset's)",
+    )
     p.add_argument("--report", help="write the check report as JSON to this file")
     p.add_argument(
         "--write-transmission",
@@ -232,6 +237,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets["matrix"] = out / f"{stem}_matrix.stl"
     if not args.no_3mf:
         targets["3mf"] = out / f"{stem}.3mf"
+    overrides = {}
+    if args.attenuation is not None:
+        try:
+            att = float(args.attenuation)
+        except ValueError:
+            raise CLIError(f"--attenuation: expected dB/cm, got {args.attenuation!r}") from None
+        if not (math.isfinite(att) and att >= 0):
+            raise CLIError(f"--attenuation: must be a finite number >= 0 dB/cm, got {att:g}")
+        overrides["attenuation_db_per_cm"] = att
     with OutputSet(overwrite=args.force, inputs=[key_path]) as outputs:
         for p in targets.values():
             outputs.plan(p)
@@ -241,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             outputs.plan(args.report)
 
         key = Key.load(key_path)
-        process = ProcessConfig.preset(args.process)
+        process = ProcessConfig.preset(args.process, **overrides)
         quiet = args.quiet
         check_memory(
             f"routing the {key.n_fibers} fibers of {key_path}",
@@ -323,7 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not quiet:
         print(
             f"key {key.fingerprint}: {report.n_fibers} fibers, length {report.length_mm:.1f} mm "
-            f"({report.length_ratio:.1f}x the {report.lower_bound_mm:.1f} mm lower bound), "
+            f"({report.bend_bound_ratio:.1f}x the {report.bend_bound_mm:.1f} mm bend-aware bound, "
+            f"{report.length_ratio:.1f}x the {report.lower_bound_mm:.1f} mm straight-line "
+            f"bound), mean transmission {float(np.mean(device.transmission['total'])):.3g}, "
             f"all checks passed; wrote {', '.join(f'{p} ({_size(p)})' for p in written)}"
         )
     return 0

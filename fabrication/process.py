@@ -6,9 +6,10 @@ channel is the fiber plus a clearance). Every field can be overridden::
 
     ProcessConfig.preset("resin", min_bend_radius_mm=15.0)
 
-The face pitch of the printed device is the channel diameter plus the wall, unless the key's
-lattice pitch is larger; a lattice finer than the process allows is refused
-(:func:`face_geometry`), because the printed output face would no longer match the key.
+The face pitch of the printed device is the key's lattice pitch; a lattice finer than channel
+plus wall is refused (:func:`face_geometry`), because the printed output face would no longer
+match the key. A lattice at :attr:`ProcessConfig.open_face_pitch_mm` or coarser is an *open
+face*: it is routed without a fan-out, at the price of a lower fill factor.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from keycam.config import ConfigModel
+from optics.faceplate import lattice as lat
 
 __all__ = ["PRESETS", "FaceGeometry", "ProcessConfig", "face_geometry"]
 
@@ -104,6 +106,16 @@ class ProcessConfig(ConfigModel):
     def min_pitch_mm(self) -> float:
         """Smallest centre distance the process allows: channel + wall, mm."""
         return self.channel_diameter_mm + self.min_wall_mm
+
+    @property
+    def open_face_pitch_mm(self) -> float:
+        """Face pitch of an *open face*: the routing pitch ``2 (channel + wall + margin)``, mm.
+
+        A key lattice at this pitch (or coarser) is routed without fanning out: every line
+        already has a free lane beside it. The cores then cover less of the face (fill factor
+        ``π/4 (d/s)²`` on a square lattice), which costs light before it enters a fiber.
+        """
+        return 2.0 * (self.min_pitch_mm + self.route_margin_mm)
 
     @property
     def tan_tilt(self) -> float:
@@ -201,8 +213,6 @@ def face_geometry(
     The face pitch is the key's lattice pitch. It must leave room for the channel plus the
     wall; otherwise the process cannot print this lattice and ``ValueError`` is raised.
     """
-    from optics.faceplate import lattice as lat
-
     pitch_mm = float(lattice_pitch_um) / 1000.0
     need = process.min_pitch_mm
     if pitch_mm < need - 1e-9:

@@ -4,25 +4,27 @@ Geometry (mm): z runs from the input face (z = 0) to the output face (z = L); x,
 key's lattice coordinates (x right, y down, from the face centre, seen from the input side).
 Fiber ``i`` starts on input site ``i`` and ends on output site ``routing[i]``.
 
-Construction (guaranteed collision-free for every permutation, block-local or not):
+Construction (guaranteed collision-free for every permutation, block-local or not; see
+:mod:`fabrication.braid` for the layouts):
 
 1. The grid permutation is split into column / row / column line shuffles
-   (:func:`fabrication.decompose.decompose_grid`); for a block-local key each ``b × b``
-   block is decomposed on its own, so lines are at most ``b`` long.
-2. The bundle fans out from the face pitch to the routing pitch ``P = 2 (d + c + margin)``
-   in x and y. Every line then has a free lane at ``P/2`` beside it.
-3. Each line shuffle runs as two-lane passes (:func:`fabrication.decompose.line_passes`):
-   fibers step into their lane, slide along the line (same-lane fibers keep their order and
-   at least ``P`` spacing; the lanes are ``P/2`` apart), and step back.
+   (:func:`fabrication.decompose.decompose_grid`); a block-local key block by block, a key
+   that moves whole blocks also as shuffles inside the blocks then of the rigid blocks.
+2. The bundle fans out from the face onto a routing grid of pitch ``P = L + s``
+   (:func:`routing_pitches`), straight into the lanes of the first slide.
+3. Each line shuffle runs as two-lane passes; every slide along one axis also moves its
+   fibers into the lanes of the next slide along the other axis.
 4. The bundle fans back in to the output face.
 
 Every move is a *stage* with one shared C² profile (:mod:`fabrication.profiles`), its
-length the shortest that keeps tilt and curvature within the process limits. Consecutive
-lane steps are merged (each fiber stays in its own ``P/2`` cell), stages where nothing
-moves are skipped, and fans get the extra length that keeps co-moving neighbours apart in 3D (two
-parallel fibers at horizontal distance h, both tilted by θ along h, are only h·cos θ apart).
+length the shortest that keeps tilt and curvature within the process limits and every pair
+of fibers clear of each other in 3D (:func:`fabrication.clearance.stage_length`).
 :func:`fabrication.export.build` then verifies every rule with :mod:`fabrication.checks` and
 lengthens any stage that fails, so what is written is always checked.
+
+Two lower bounds tell how good a route is: the straight-line bound (no fiber moves sideways
+faster than ``tan θ``, :func:`lower_bound_mm`) and the bend-aware bound (every displaced fiber
+needs an S-curve of radius ``R``, :func:`bend_bound_mm`).
 """
 
 from __future__ import annotations
@@ -31,13 +33,28 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.spatial import cKDTree
 
-from fabrication.decompose import decompose_grid, line_passes, two_lane_split
+from fabrication.braid import layouts, phase_plans
+from fabrication.clearance import StageInfeasible, stage_length
 from fabrication.process import FaceGeometry, ProcessConfig
-from fabrication.profiles import A_GRID, min_stage_length, profile, profile_max
+from fabrication.profiles import min_stage_length, profile
+from optics.faceplate import lattice as lat
 
-__all__ = ["Route", "Stage", "lower_bound_mm", "route_permutation"]
+#: Version of the construction; changes whenever the same key may route differently (cached
+#: printed transmissions are keyed by it).
+ROUTE_VERSION = 2
+
+__all__ = [
+    "ROUTE_VERSION",
+    "Route",
+    "Stage",
+    "bend_bound_mm",
+    "bend_length_mm",
+    "fiber_displacements_mm",
+    "lower_bound_mm",
+    "route_permutation",
+    "routing_pitches",
+]
 
 
 @dataclass(frozen=True)
@@ -86,7 +103,8 @@ class Route:
     route_pitch_mm : float
         Pitch of the routing grid, mm.
     decomposition : str
-        ``"block"`` (each key block routed on its own) or ``"global"``.
+        ``"block"`` (each key block routed on its own), ``"global"``, ``"two_level"``
+        (inside the blocks, then the rigid blocks) or ``"identity"``.
     """
 
     face: FaceGeometry
@@ -184,149 +202,181 @@ class Route:
         return pos, d1, d2
 
 
-def lower_bound_mm(
-    routing: np.ndarray, rows: int, cols: int, block_size: int, pitch_mm: float, tan_tilt: float
-) -> tuple[float, int]:
-    """Straight-line lower bound ``√2 (D − 1) · pitch / tan θ`` and ``D`` (sites).
+def fiber_displacements_mm(face: FaceGeometry, routing: np.ndarray) -> np.ndarray:
+    """``(n,)`` lateral distance of every fiber from its input site to its output site, mm."""
+    sites = face.sites_mm
+    return np.linalg.norm(sites[np.asarray(routing)] - sites, axis=1)
 
-    ``D`` is the block size for a key that stays inside its blocks, otherwise one more than
-    the largest per-axis displacement of any fiber, in sites (models.md: Fabrication).
+
+def lower_bound_mm(
+    routing: np.ndarray,
+    rows: int,
+    cols: int,
+    block_size: int,
+    pitch_mm: float,
+    tan_tilt: float,
+    *,
+    lattice: str = "square",
+) -> tuple[float, int]:
+    """Straight-line lower bound ``max_i s_i / tan θ`` and ``D`` (sites).
+
+    ``s_i`` is the lateral displacement of fiber ``i`` (mm, from the lattice of the given kind
+    and pitch): no fiber can move sideways faster than ``tan θ`` per mm of bundle length.
+    ``D`` is one more than the largest per-axis displacement of any fiber, in sites (for a
+    block-local key at most the block size; ``block_size`` is kept for compatibility).
     """
+    del block_size
     routing = np.asarray(routing)
+    sites = lat.site_centers_um(lattice, rows, cols, pitch_mm * 1000.0) / 1000.0
+    s = np.linalg.norm(sites[routing] - sites, axis=1)
     r0, c0 = np.divmod(np.arange(routing.size), cols)
     r1, c1 = np.divmod(routing, cols)
-    if _is_block_local(routing, rows, cols, block_size):
-        d = min(block_size, max(rows, cols))
-    else:
-        d = int(max(np.max(np.abs(r1 - r0)), np.max(np.abs(c1 - c0)))) + 1
-    return math.sqrt(2.0) * (d - 1) * pitch_mm / tan_tilt, d
+    d = int(max(np.max(np.abs(r1 - r0)), np.max(np.abs(c1 - c0)))) + 1
+    return float(s.max()) / tan_tilt, d
 
 
-def _is_block_local(routing: np.ndarray, rows: int, cols: int, b: int) -> bool:
-    from optics.faceplate.lattice import block_ids
+def bend_length_mm(
+    displacement_mm: np.ndarray | float, bend_radius_mm: float, max_tilt_deg: float
+) -> np.ndarray:
+    """Shortest z-length that displaces a fiber laterally by ``s`` (closed form).
 
-    bid = block_ids(rows, cols, b)
-    return bool(np.all(bid[routing] == bid))
+    The fiber starts and ends parallel to z, tilts at most ``θ`` and bends with radius at
+    least ``R``. Its tilt ``ψ`` changes by at most ``dσ/R`` per arc length ``dσ`` and the
+    lateral progress per mm of z is ``tan ψ``, so the shortest curve is an S of two arcs of
+    radius ``R`` turning to ``φ = min(θ, arccos(1 − s/(2R)))`` and back, with a straight run
+    at ``θ`` between them when ``s > 2R(1 − cos θ)``::
+
+        L(s) = 2 R sin φ + max(0, s − 2R(1 − cos θ)) / tan θ
+
+    A curve in 3D needs at least as much: its tilt and lateral progress obey the same bounds.
+
+    Parameters
+    ----------
+    displacement_mm : array or float
+        Lateral displacements ``s >= 0``, mm.
+    bend_radius_mm : float
+        Minimum bend radius ``R``, mm.
+    max_tilt_deg : float
+        Maximum tilt ``θ`` from the z axis, degrees.
+
+    Returns
+    -------
+    array
+        ``L(s)`` in mm, same shape as ``displacement_mm``.
+    """
+    s = np.asarray(displacement_mm, dtype=np.float64)
+    if np.any(s < 0):
+        raise ValueError("displacement_mm must be >= 0 (mm)")
+    r = float(bend_radius_mm)
+    th = math.radians(max_tilt_deg)
+    knee = 2.0 * r * (1.0 - math.cos(th))
+    phi = np.minimum(th, np.arccos(np.clip(1.0 - s / (2.0 * r), -1.0, 1.0)))
+    return 2.0 * r * np.sin(phi) + np.maximum(0.0, s - knee) / math.tan(th)
+
+
+def bend_bound_mm(face: FaceGeometry, routing: np.ndarray, process: ProcessConfig) -> float:
+    """Bend-aware lower bound on the bundle length of a key, mm.
+
+    ``2 e + max_i L(s_i)`` with ``L`` from :func:`bend_length_mm` for the process's bend radius
+    and tilt, ``s_i`` the lateral displacement of fiber ``i`` and ``e`` the straight,
+    face-normal end the process requires at each face. No printable route is shorter.
+    """
+    s = fiber_displacements_mm(face, routing)
+    worst = float(np.max(s)) if s.size else 0.0
+    if worst == 0.0:
+        return 2.0 * process.end_length_mm
+    body = float(bend_length_mm(worst, process.min_bend_radius_mm, process.max_tilt_deg))
+    return 2.0 * process.end_length_mm + body
+
+
+def routing_pitches(
+    face: FaceGeometry, process: ProcessConfig, *, merged: bool = False
+) -> tuple[float, float]:
+    """Routing pitch ``P`` and lane spacing ``L`` for a face and process, mm.
+
+    ``L`` = core + wall + route margin: fibers in neighbouring lanes pass at ``L``. With
+    separate lane stages (``merged=False``) ``P = 2 L``; with lanes merged into the slides
+    ``P = L + s``, ``s = (core + wall)/cos θ_max`` + margin, the spacing two fibers need when
+    they tilt together along their offset (see :mod:`fabrication.braid`). A square face
+    printed at ``P`` or coarser (an *open face*) is routed at its own pitch: no fan.
+    """
+    c = process.min_pitch_mm
+    lane = c + process.route_margin_mm
+    along = c * math.sqrt(1.0 + process.tan_tilt**2) + process.route_margin_mm
+    pitch = lane + along if merged else 2.0 * lane
+    if face.lattice == "square" and face.pitch_mm >= pitch - 1e-9:
+        pitch = max(pitch, face.pitch_mm)
+    return pitch, lane
 
 
 # -- construction ----------------------------------------------------------------------------
 
 
-def _intermediate_rows(routing: np.ndarray, rows: int, cols: int, b: int) -> tuple[np.ndarray, str]:
-    from optics.faceplate.lattice import block_ids, block_origins
-
-    n = rows * cols
-    sr, sc = np.divmod(np.arange(n), cols)
-    dr, dc = np.divmod(routing, cols)
-    if b < max(rows, cols) and _is_block_local(routing, rows, cols, b):
-        k = np.empty(n, dtype=np.int64)
-        bid = block_ids(rows, cols, b)
-        org = block_origins(rows, cols, b)
-        order = np.argsort(bid, kind="stable")
-        starts = np.searchsorted(bid[order], np.arange(len(org)))
-        ends = np.append(starts[1:], n)
-        for blk, (r0, c0, h, w) in enumerate(org):
-            f = order[starts[blk] : ends[blk]]
-            k[f] = r0 + decompose_grid(sr[f] - r0, sc[f] - c0, dr[f] - r0, dc[f] - c0, h, w)
-        return k, "block"
-    return decompose_grid(sr, sc, dr, dc, rows, cols), "global"
-
-
-def _phase_passes(
-    line: np.ndarray, lo: np.ndarray, cur: np.ndarray, tgt: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Two-lane passes of one phase for all lines at once.
-
-    Returns ``positions (p + 1, n)`` (absolute position along the axis) and ``lanes (p, n)``.
-    """
-    n = cur.size
-    order = np.lexsort((cur, line))
-    ls = line[order]
-    cut = np.flatnonzero(np.diff(ls)) + 1
-    groups = np.split(order, cut)
-    perms = []
-    for g in groups:  # g is sorted by current position
-        base = lo[g[0]]
-        local_cur = cur[g] - base
-        local_tgt = tgt[g] - base
-        perm = np.empty(g.size, dtype=np.int64)
-        perm[local_cur] = local_tgt
-        perms.append(perm)
-    single = all(two_lane_split(p) is not None for p in perms)
-    if single:
-        n_pass = 1 if any(not np.array_equal(p, np.arange(p.size)) for p in perms) else 0
-    else:
-        n_pass = max(int(np.ceil(np.log2(p.size))) for p in perms if p.size > 1)
-    positions = np.empty((n_pass + 1, n), dtype=np.int64)
-    lanes = np.zeros((n_pass, n), dtype=np.int64)
-    for g, perm in zip(groups, perms, strict=True):
-        base = lo[g[0]]
-        lp = line_passes(perm, n_passes=n_pass, allow_single=single)
-        # g[i] is the fiber at local position i at the start
-        positions[:, g] = lp.positions + base
-        lanes[:, g] = lp.lanes
-    return positions, lanes
-
-
-def _fan_length(
-    start: np.ndarray,
-    end: np.ndarray,
-    clearance_mm: float,
+def _stages(
+    seq: list[tuple[str, np.ndarray]],
+    clearance: float,
     tan_tilt: float,
-    bend_radius_mm: float,
-) -> tuple[float, float]:
-    """Shortest length and ramp fraction of a fan stage.
+    radius: float,
+    z0: float,
+    fan_cache: dict | None = None,
+) -> list[Stage]:
+    """Stages between consecutive layouts; fans certified pair by pair.
 
-    Besides tilt and curvature, neighbours that move together must stay ``clearance_mm``
-    apart in 3D: for two nearly parallel fibers with horizontal offset ``h`` and common slope
-    ``v``, ``|h|² − (h·v)²/(1 + |v|²) ≥ clearance²``.
+    Lane and shift stages keep every pair apart by construction (lanes ``L`` apart, fibers
+    of one lane at least ``clearance / cos θ_max`` apart along their line), so only tilt and
+    bend radius set their length; the fans bring neighbours from the packed face onto the
+    grid and are checked pair by pair (:func:`fabrication.clearance.stage_length`).
     """
-    delta = end - start
-    dmax = float(np.max(np.linalg.norm(delta, axis=1)))
-    if dmax == 0.0:
-        return 0.0, 0.5
-    reach = 1.5 * clearance_mm
-    pairs = set()
-    for pts in (start, end):
-        pairs |= cKDTree(pts).query_pairs(reach)
-    if pairs:
-        p = np.array(sorted(pairs), dtype=np.int64)
-        i, j = p[:, 0], p[:, 1]
-    else:
-        i = j = np.zeros(0, dtype=np.int64)
-    h0 = start[j] - start[i]
-    dh = delta[j] - delta[i]
-    mean = 0.5 * (delta[i] + delta[j])
-    # scalar products so that h(u) = h0 + dh S(u) never needs a (pairs, u, 2) array
-    hh0 = np.sum(h0 * h0, axis=1)[:, None]
-    hdh = np.sum(h0 * dh, axis=1)[:, None]
-    dd = np.sum(dh * dh, axis=1)[:, None]
-    hm0 = np.sum(h0 * mean, axis=1)[:, None]
-    dm = np.sum(dh * mean, axis=1)[:, None]
-    m2 = np.sum(mean**2, axis=1)[:, None]
-    u = np.linspace(0.0, 1.0, 161)[1:-1]
-    best: tuple[float, float] = (math.inf, 0.5)
-    for a in A_GRID[::5]:
-        s, s1, _ = profile(u, a)
-        c1, c2 = profile_max(a)
-        need = max(float(dmax * c1 / tan_tilt), math.sqrt(float(dmax * c2 * bend_radius_mm)))
-        if i.size:
-            h2 = hh0 + 2 * hdh * s + dd * s**2
-            # keep half of the spacing gained so far (at most 2 µm) in reserve for the
-            # parallel-line approximation; the checks verify the result exactly
-            target = clearance_mm + np.minimum(0.5 * (np.sqrt(h2) - clearance_mm), 0.002)
-            g = h2 - target**2
-            q = (hm0 + dm * s) ** 2 * s1**2
-            if np.any((g <= 0) & (q > 0)):
-                continue
-            with np.errstate(divide="ignore", invalid="ignore"):
-                req = np.where(q > 0, q / np.maximum(g, 1e-300), 0.0) - m2 * s1**2
-            need = max(need, math.sqrt(max(0.0, float(np.max(req)))) * 1.02)
-        if need < best[0]:
-            best = (need, float(a))
-    if not math.isfinite(best[0]):  # pragma: no cover - start/end spacing too small
-        raise ValueError("fan stage cannot keep the clearance; face pitch below core + wall")
-    return best[0] * 1.005, best[1]
+    stages = []
+    z = z0
+    for idx in range(1, len(seq)):
+        kind = seq[idx][0]
+        a0, a1 = seq[idx - 1][1], seq[idx][1]
+        if kind.startswith("fan"):
+            # the fan-in is the fan-out run backwards for other fibers (same sites, same grid
+            # points, and the profile is symmetric), so its length is computed once per grid
+            key = _layout_key(a0, a1) if kind == "fan_out" else _layout_key(a1, a0)
+            if fan_cache is not None and key in fan_cache:
+                ln, a = fan_cache[key]
+            else:
+                ln, a = stage_length(a0, a1, clearance, tan_tilt, radius)
+                if fan_cache is not None:
+                    fan_cache[key] = (ln, a)
+        else:
+            ln, a = min_stage_length(
+                float(np.max(np.linalg.norm(a1 - a0, axis=1))), tan_tilt, radius
+            )
+        stages.append(Stage(kind, z, ln, a, a0, a1))
+        z += ln
+    return stages
+
+
+def _layout_key(a0: np.ndarray, a1: np.ndarray) -> bytes:
+    """Order-free fingerprint of a stage's moves (the multiset of (start, end) pairs)."""
+    both = np.column_stack([a0, a1]) if a0.shape[0] else np.zeros((0, 4))
+    both = both[np.lexsort(both.T[::-1])]
+    return np.round(both, 9).tobytes()
+
+
+def _face_sequence(
+    face: FaceGeometry, routing: np.ndarray, grid: list[tuple[str, np.ndarray]]
+) -> list[tuple[str, np.ndarray]]:
+    """Face, grid layouts, face again; kinds of the first and last stage set to the fans."""
+    seq = [("face", face.sites_mm), *grid, ("face", face.sites_mm[routing])]
+    keep = [seq[0]]
+    for kind, pos in seq[1:]:
+        if not np.array_equal(pos, keep[-1][1]):
+            keep.append((kind, pos))
+    out = []
+    for i, (kind, pos) in enumerate(keep):
+        if i == 1:
+            kind = "fan_out"
+        elif i == len(keep) - 1:
+            kind = "fan_in"
+        elif i > 0 and kind == "grid":
+            kind = "lane"
+        out.append((kind, pos))
+    return out
 
 
 def route_permutation(
@@ -334,6 +384,8 @@ def route_permutation(
     routing: np.ndarray,
     block_size: int,
     process: ProcessConfig,
+    *,
+    lanes: str = "auto",
 ) -> Route:
     """Route fiber ``i`` from input site ``i`` to output site ``routing[i]``.
 
@@ -345,99 +397,51 @@ def route_permutation(
         Output site (row-major) of each input fiber; a permutation.
     block_size : int
         Key block size ``b``; a routing that keeps every fiber in its ``b × b`` block is
-        decomposed block by block.
+        decomposed block by block, one that moves whole blocks is also tried as shuffles
+        inside the blocks followed by shuffles of the rigid blocks.
     process : ProcessConfig
-        Limits (clearance, bend radius, tilt, end length).
+        Limits (clearance, bend radius, tilt, end length). A gentler design bend radius (less
+        bend loss, more length) is a process override:
+        ``ProcessConfig.preset("resin", min_bend_radius_mm=20)``.
+    lanes : {"auto", "separate", "merged"}
+        How fibers enter their lanes (:func:`fabrication.braid.layouts`): in separate lane
+        stages on a grid of pitch ``2L``, or set by the slide of the perpendicular phase on a
+        grid of pitch ``L + s``; ``"auto"`` routes both and keeps the shorter.
 
     Returns
     -------
     Route
-        Deterministic: the same inputs give the same route.
+        Deterministic: the same inputs give the same route. Of the candidate decompositions
+        the shortest is kept.
     """
+    styles = {"auto": (False, True), "separate": (False,), "merged": (True,)}
+    if lanes not in styles:
+        raise ValueError(f"lanes must be one of {sorted(styles)}, got {lanes!r}")
     rows, cols = face.rows, face.cols
     n = rows * cols
     routing = np.asarray(routing, dtype=np.int64)
     if routing.shape != (n,) or not np.array_equal(np.sort(routing), np.arange(n)):
         raise ValueError(f"routing must be a permutation of 0..{n - 1}")
-    s_req = process.min_pitch_mm
-    pitch = max(2.0 * (s_req + process.route_margin_mm), face.pitch_mm)
-    half = pitch / 2.0
-    t, rb = process.tan_tilt, process.min_bend_radius_mm
+    radius = process.min_bend_radius_mm
     end = process.end_length_mm
-
     if np.array_equal(routing, np.arange(n)):
-        return Route(face, routing, (), end, pitch, "identity")
-
-    k, how = _intermediate_rows(routing, rows, cols, block_size)
-    sr, sc = np.divmod(np.arange(n), cols)
-    dr, dc = np.divmod(routing, cols)
-    if how == "block":
-        from optics.faceplate.lattice import block_ids, block_origins
-
-        bid = block_ids(rows, cols, block_size)
-        org = block_origins(rows, cols, block_size)
-        nb = int(bid.max()) + 1
-        blk_out = bid[routing]
-        phases = [
-            # (axis moved along, line id, line origin, current, target)
-            ("y", bid * cols + sc, org[bid, 0], sr, k),
-            ("x", bid * rows + k, org[bid, 1], sc, dc),
-            ("y", blk_out * cols + dc, org[blk_out, 0], k, dr),
-        ]
-        del nb
-    else:
-        zero = np.zeros(n, dtype=np.int64)
-        phases = [("y", sc, zero, sr, k), ("x", k, zero, sc, dc), ("y", dc, zero, k, dr)]
-
-    def grid(row: np.ndarray, col: np.ndarray) -> np.ndarray:
-        return np.column_stack([(col - (cols - 1) / 2.0) * pitch, (row - (rows - 1) / 2.0) * pitch])
-
-    row, col = sr.copy(), sc.copy()
-    configs: list[tuple[str, np.ndarray]] = [("face", face.sites_mm.copy())]
-    for axis, line, lo, cur, tgt in phases:
-        positions, lanes = _phase_passes(line, lo, cur, tgt)
-        moving = axis == "y"
-        for j in range(lanes.shape[0]):
-            off = np.zeros((n, 2))
-            off[:, 0 if moving else 1] = lanes[j] * half
-            configs.append(("lane", grid(row, col) + off))
-            if moving:
-                row = positions[j + 1].copy()
-            else:
-                col = positions[j + 1].copy()
-            configs.append(("shift", grid(row, col) + off))
-        configs.append(("lane", grid(row, col)))
-    if not (np.array_equal(row, dr) and np.array_equal(col, dc)):  # pragma: no cover
-        raise RuntimeError("routing phases did not reach the output sites")
-    configs.append(("face", face.sites_mm[routing]))
-
-    # merge consecutive lane steps (each fiber stays inside its own P/2 cell); fans are kept
-    # apart from lane steps: a lane pair only P/2 apart must not travel with the fan
-    merged: list[tuple[str, np.ndarray]] = []
-    configs.insert(1, ("grid", grid(sr, sc)))
-    configs.insert(len(configs) - 1, ("grid", grid(dr, dc)))
-    for kind, pos in configs:
-        if merged and merged[-1][0] == "lane" and kind in ("lane", "grid"):
-            merged.pop()
-        if merged and np.array_equal(merged[-1][1], pos):
-            continue
-        merged.append((kind, pos))
-    stages = []
-    z = end
-    last = len(merged) - 1
-    for idx in range(1, len(merged)):
-        kind = merged[idx][0]
-        a0, a1 = merged[idx - 1][1], merged[idx][1]
-        if kind == "grid":
-            kind = "lane"
-        if idx == 1:
-            kind = "fan_out"
-        elif idx == last:
-            kind = "fan_in"
-        if kind.startswith("fan"):
-            ln, a = _fan_length(a0, a1, s_req, t, rb)
-        else:
-            ln, a = min_stage_length(float(np.max(np.linalg.norm(a1 - a0, axis=1))), t, rb)
-        stages.append(Stage(kind, z, ln, a, a0, a1))
-        z += ln
-    return Route(face, routing, tuple(stages), end, pitch, how)
+        return Route(face, routing, (), end, routing_pitches(face, process)[0], "identity")
+    clearance, t = process.min_pitch_mm, process.tan_tilt
+    best: Route | None = None
+    fans: dict = {}
+    for name, phases in phase_plans(routing, rows, cols, block_size).items():
+        for merged in styles[lanes]:
+            pitch, lane = routing_pitches(face, process, merged=merged)
+            grid = layouts(phases, rows, cols, pitch, lane, merged=merged)
+            try:
+                stages = _stages(
+                    _face_sequence(face, routing, grid), clearance, t, radius, end, fans
+                )
+            except StageInfeasible:  # pragma: no cover - the construction keeps the clearance
+                continue
+            route = Route(face, routing, tuple(stages), end, pitch, name)
+            if best is None or route.length_mm < best.length_mm - 1e-9:
+                best = route
+    if best is None:  # pragma: no cover
+        raise RuntimeError("no decomposition of the routing could be laid out")
+    return best

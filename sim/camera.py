@@ -46,6 +46,7 @@ from sim.colour import prepare_colour_scene
 from sim.config import CameraConfig, load_config
 from sim.memory import check_camera_memory
 from sim.pipeline import AffineStage, Pipeline
+from sim.printed import TransmissionConfig, apply_transmission
 from sim.scene import prepare_scene
 from sim.stages import PublicStages, build_public_stages, check_key
 
@@ -69,7 +70,10 @@ class Camera:
     config : CameraConfig
         The configuration, with the key's own faceplate recipe.
     key : Key
-        The device key (secret). Log ``key.fingerprint``, never the key.
+        The device key (secret). Log ``key.fingerprint``, never the key. With the default
+        ``config.transmission.source = "printed"`` its transmission is the printed part's.
+    transmission_info : dict
+        Where the transmission comes from and its aggregates (:mod:`sim.printed`).
     sensor : optics.sensor.Sensor
         The sensor device (fixed PRNU/DSNU patterns from ``config.sensor.seed``).
     lens_operators : tuple of (n_samples, rows * cols) CSR
@@ -101,6 +105,8 @@ class Camera:
         if key is None:
             key = keygen(config.faceplate)
         check_key(config, key)
+        # the printed part's transmission (or the key's own, if assumed): sim.printed
+        key, self.transmission_info = apply_transmission(config.transmission, key)
         self.config: CameraConfig = config.model_copy(update={"faceplate": key.config})
         self.key: Key = key
         parts = _parts if _parts is not None else build_public_stages(self.config)
@@ -133,7 +139,7 @@ class Camera:
         """The same camera with a coherent, identity-routed faceplate (for comparison).
 
         Same lens, lattice, crosstalk, coupling and sensor; every fiber keeps its position,
-        transmits the mean transmission and adds the mean bias; no dead fibers.
+        transmits the device's mean transmission and adds the mean bias; no dead fibers.
         """
         if self._conventional is None:
             k = self.key
@@ -156,7 +162,10 @@ class Camera:
                 k.crosstalk_in,
                 k.crosstalk_out,
             )
-            self._conventional = Camera(self.config, ident, _parts=self._parts)
+            assumed = self.config.model_copy(
+                update={"transmission": TransmissionConfig(source="assumed")}
+            )
+            self._conventional = Camera(assumed, ident, _parts=self._parts)
         return self._conventional
 
     # ------------------------------------------------------------------ geometry

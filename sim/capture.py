@@ -15,7 +15,8 @@ output folder receives
   (``STEM_raw_000.png``, ... when ``--frames`` > 1),
 - ``STEM_raw.npy`` -- all frames as one ``(F, H, W)`` uint16 array (with ``--npy``),
 - ``STEM.json`` -- sidecar: camera configuration (without the key seed), key fingerprint,
-  exposure, noise seeds, frame statistics, scene source; safe to share,
+  faceplate transmission used (printed or assumed, process, bundle length, mean), exposure,
+  noise seeds, frame statistics, scene source; safe to share,
 - ``STEM_preview.png`` -- scene | encrypted frame | unscrambled with the key | conventional
   camera: it shows the plain scene, so it is as private as the scene itself.
 
@@ -385,6 +386,7 @@ def _capture_one(
         },
         "camera": camera.public_config(),
         "key_fingerprint": camera.key.fingerprint,
+        "transmission": camera.transmission_info,
         "exposure": {
             "exposure_s": exposure_s,
             "mode": "auto" if camera.config.exposure == "auto" else "fixed",

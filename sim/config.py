@@ -4,7 +4,8 @@ A :class:`CameraConfig` is a frozen pydantic model (unknown keys are errors) tha
 TOML with :func:`load_config`; every bad value fails at load time with the field's name.
 ``CameraConfig.model_json_schema()`` (or ``python -m sim.capture --print-schema``) publishes
 its JSON schema. The bundled default camera is ``sim/data/default_camera.toml`` (documented
-inline): the printable 64 × 64-fiber design of models.md (Coupling).
+inline): a printable 16 × 16-fiber design, simulated with the transmission of the part as
+printed (``[transmission]``, :mod:`sim.printed`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from keycam.loading import load_toml
 from optics.faceplate import FaceplateConfig
 from optics.lens import LensConfig
 from optics.sensor import SensorConfig
+from sim.printed import TransmissionConfig
 from sim.units import parse_exposure
 
 __all__ = [
     "CameraConfig",
     "CouplingConfig",
     "SceneConfig",
+    "TransmissionConfig",
     "default_config_path",
     "load_config",
 ]
@@ -147,6 +150,11 @@ class CameraConfig(ConfigModel):
     lens: LensConfig = Field(description="Camera lens forming the scene on the input face.")
     faceplate: FaceplateConfig = Field(
         default_factory=FaceplateConfig, description="Fiber faceplate and the recipe of its key."
+    )
+    transmission: TransmissionConfig = Field(
+        default_factory=TransmissionConfig,
+        description="Where the faceplate transmission comes from: the printed part (routed "
+        "geometry of the device key, default) or the key's assumed values.",
     )
     coupling: CouplingConfig = Field(
         default_factory=CouplingConfig, description="Output face -> sensor coupling."

@@ -71,7 +71,8 @@ def camera_memory(config: CameraConfig) -> dict[str, float]:
     dict
         Per stage, what it keeps plus what building it needs on top: ``lens``, ``sampling``,
         ``coupling``, ``key`` (key and transfer, twice: the camera and its conventional
-        twin), ``sensor``, ``readout`` (the public per-site readout's factorisation); and
+        twin), ``sensor``, ``readout`` (the public per-site readout's factorisation),
+        ``printed`` (routing the key for its printed transmission, if the camera uses it); and
         ``total``: everything kept plus the largest building stage (stages are built one
         after another).
     """
@@ -141,6 +142,11 @@ def camera_memory(config: CameraConfig) -> dict[str, float]:
             normal_nnz * _NNZ_BUILD,
         ),
     }
+    if config.transmission.source == "printed":
+        # routing, sampling and checking the key once, for its printed transmission (cached)
+        from fabrication.export import routing_memory
+
+        stages["printed"] = (0.0, routing_memory(n_f))
     kept = sum(k for k, _ in stages.values())
     parts = {name: float(k + t) for name, (k, t) in stages.items()}
     parts["total"] = float(kept + max(t for _, t in stages.values()))
@@ -154,6 +160,7 @@ _REDUCE = {
     "key": "faceplate.rows/cols",
     "sensor": "sensor.width_px/height_px",
     "readout": "faceplate.rows/cols or coupling.blur_um",
+    "printed": 'faceplate.rows/cols, or transmission.source = "assumed"',
 }
 
 

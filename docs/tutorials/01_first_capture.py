@@ -14,10 +14,13 @@
 # This tutorial photographs a scene with keycam's **default camera**, looks at what the
 # camera records, and explains the one file you must never lose or leak: the **device key**.
 #
-# The default camera is a design you could print: an 80 mm f/2.8 lens forms the scene on the
-# input face of a 64 × 64 fiber bundle (1 mm pitch, 0.6 mm resin cores); inside the bundle
-# the fibers are permuted within 8 × 8 blocks and the blocks are permuted too; a relay lens
-# images the 64 mm output face onto a 256 × 256 pixel region of an IMX174-class CMOS sensor.
+# The default camera is a design you could print, simulated as printed: a 20 mm f/2.8 lens
+# forms the scene on the input face of a 16 × 16 fiber bundle (1 mm pitch, 0.6 mm resin
+# cores); inside the bundle the fibers are permuted within 4 × 4 blocks and the blocks are
+# permuted too; a relay lens images the 16 mm output face onto a 64 × 64 pixel region of an
+# IMX174-class CMOS sensor. Every fiber transmits what its printed geometry allows — the
+# bundle that routes this key is a few hundred millimetres of resin, so well under 1 % of the
+# light gets through ([tutorial 3](03_designing_the_faceplate.py) shows why so few fibers).
 # Its configuration, with a comment on every value, is `sim/data/default_camera.toml`.
 #
 # You need keycam installed (`pip install -e .` in a clone of the repository). Every command
@@ -78,7 +81,7 @@ print(sorted(p.name for p in CAPTURE_DIR.iterdir()))
 # | file | what it is |
 # | --- | --- |
 # | `grace_hopper_raw.png` | raw encrypted frame: 16-bit grey PNG in DN (12-bit ADC, 0–4095) |
-# | `grace_hopper.json` | sidecar: configuration, exposure, noise seed, statistics, fingerprint |
+# | `grace_hopper.json` | sidecar: configuration, transmission, exposure, noise seed, statistics |
 # | `grace_hopper_preview.png` | private, for people: scene, encrypted, unscrambled, conventional |
 # | `device.key` | the secret key of this device (mode 0600) |
 #
@@ -95,21 +98,23 @@ plt.show()
 # %% [markdown]
 # From left to right:
 #
-# 1. **scene** — the input, centre-cropped and resampled onto the camera's 256 × 256 scene
+# 1. **scene** — the input, centre-cropped and resampled onto the camera's 64 × 64 scene
 #    grid;
 # 2. **encrypted frame** — what the sensor records. Each bright spot is the output end of
 #    one fiber, imaged by the relay onto about 3.7 × 3.7 pixels; which part of the scene a
-#    spot shows is the secret. You can still see 8 × 8-fiber patches of different brightness:
-#    each block travels as a sub-bundle, so its overall brightness survives, but the blocks
-#    themselves are permuted (tutorial 3 measures this);
-# 3. **unscrambled with the key** — the authorised view, 64 × 64, one value per fiber;
+#    spot shows is the secret. You may still see 4 × 4-fiber patches of different
+#    brightness: each block travels as a sub-bundle, so its overall brightness survives, but
+#    the blocks themselves are permuted (tutorial 3 measures this);
+# 3. **unscrambled with the key** — the authorised view, 16 × 16, one value per fiber;
 # 4. **conventional camera** — the same lens, fibers and sensor with a coherent bundle, for
 #    comparison.
 #
 # ## 3. The raw frame and its sidecar
 #
 # The raw frame is plain data: a 16-bit PNG any tool can read. The sidecar says how it was
-# made — but it holds only the key's **fingerprint**, never the key.
+# made — but it holds only the key's **fingerprint**, never the key. It also says which
+# transmission the frame was simulated with: here the printed part's, with the process, the
+# bundle length and the mean over the fibers (aggregates only; nothing about the routing).
 
 # %%
 raw = np.asarray(Image.open(CAPTURE_DIR / "grace_hopper_raw.png")).astype(np.uint16)
@@ -118,13 +123,14 @@ exposure_s = sidecar["exposure"]["exposure_s"]
 print("frame:", raw.shape, raw.dtype, f"{raw.min()}..{raw.max()} DN")
 print("exposure:", f"{1e3 * exposure_s:.2f} ms ({sidecar['exposure']['mode']})")
 print("key fingerprint:", sidecar["key_fingerprint"])
+print("transmission:", sidecar["transmission"])
 print("statistics:", sidecar["statistics"])
 
 fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13, 4), layout="constrained")
 ax1.imshow(raw, cmap="gray", vmax=np.percentile(raw, 99.5))
 ax1.set_title("raw frame [DN]")
-ax2.imshow(raw[96:160, 96:160], cmap="gray", vmax=np.percentile(raw, 99.5), interpolation="nearest")
-ax2.set_title("centre, 64 × 64 pixels: fiber spots")
+ax2.imshow(raw[16:48, 16:48], cmap="gray", vmax=np.percentile(raw, 99.5), interpolation="nearest")
+ax2.set_title("centre, 32 × 32 pixels: fiber spots")
 ax3.hist(raw.ravel(), bins=200, log=True, color="0.3")
 ax3.set(title="histogram", xlabel="DN", ylabel="pixels")
 for ax in (ax1, ax2):
@@ -138,7 +144,7 @@ plt.show()
 #
 # ## 4. The key file
 #
-# The key is everything secret about one faceplate: which output position each of the 4096
+# The key is everything secret about one faceplate: which output position each of the 256
 # fibers is routed to, how much light each transmits, the stray light it adds, the crosstalk
 # between neighbours and which fibers are dead. Load it with `optics.faceplate.Key`:
 
@@ -167,7 +173,7 @@ assert refused.returncode == 2
 # default camera around your key. Unscrambling a frame takes two steps:
 #
 # 1. `camera.readout(frame, exposure_s=...)` removes the sensor's offset and gain and solves
-#    for the light leaving each of the 4096 output fibers. It uses only the **public**
+#    for the light leaving each of the 256 output fibers. It uses only the **public**
 #    geometry of the output face — anyone can do this step.
 # 2. `optics.faceplate.unscramble(readout, key, ...)` undoes crosstalk, routing and
 #    transmission. This is the step that needs the key.
@@ -187,7 +193,7 @@ wrong = unscramble(sites, other, bias_scale=exposure_s)
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 4.2), layout="constrained")
 panels = [
-    (sites.reshape(64, 64), "public readout: light per output fiber"),
+    (sites.reshape(key.shape), "public readout: light per output fiber"),
     (view, f"unscrambled with the key {key.fingerprint[:8]}…"),
     (wrong, "unscrambled with another key"),
 ]
@@ -201,29 +207,29 @@ plt.show()
 # %% [markdown]
 # The same camera object can also take pictures directly: `camera.capture(scene, rng=...)`
 # returns raw `uint16` frames with all sensor noise, and `camera.operator()` returns the
-# whole camera as one sparse affine map `y = A x + b` in DN (for the default camera `A` has
-# some 40 million non-zeros — the capture applies its factors one after another instead).
+# whole camera as one sparse affine map `y = A x + b` in DN (the fused `A` has far more
+# non-zeros than its factors — the capture applies the factors one after another instead).
 
 # %%
 rng = np.random.default_rng(7)
-ramp = np.tile(np.linspace(0.0, 1.0, 256), (256, 1))  # linear ramp, dark on the left
-flat = np.ones((256, 256))  # uniform white
+ramp = np.tile(np.linspace(0.0, 1.0, 64), (64, 1))  # linear ramp, dark on the left
+flat = np.ones((64, 64))  # uniform white
 t_flat = camera.exposure_for(flat)  # auto exposure: brightest fibers at 80 % of saturation
 print(f"exposure for the white field: {1e3 * t_flat:.2f} ms")
 seen = {}
 for name, scene in (("ramp", ramp), ("flat", flat)):
     frame = camera.capture(scene, rng=rng, exposure_s=t_flat)
     seen[name] = camera.unscramble(frame, exposure_s=t_flat).mean(axis=0)  # per column
-print("photons per fiber, every 8th column of the authorised view:")
-print("  ramp      ", " ".join(f"{v:8.2e}" for v in seen["ramp"][::8]))
-print("  flat      ", " ".join(f"{v:8.2e}" for v in seen["flat"][::8]))
-print("  ramp/flat ", " ".join(f"{v:8.3f}" for v in (seen["ramp"] / seen["flat"])[::8]))
+print("photons per fiber, every 2nd column of the authorised view:")
+print("  ramp      ", " ".join(f"{v:8.2e}" for v in seen["ramp"][::2]))
+print("  flat      ", " ".join(f"{v:8.2e}" for v in seen["flat"][::2]))
+print("  ramp/flat ", " ".join(f"{v:8.3f}" for v in (seen["ramp"] / seen["flat"])[::2]))
 
 # %% [markdown]
 # The authorised view is linear in the scene. The ramp's raw column means bend towards the
-# edges because the lens's natural vignetting (cos⁴ θ) darkens the borders of the 64 mm
+# edges because the lens's natural vignetting (cos⁴ θ) darkens the borders of the 16 mm
 # face; dividing by a flat-field capture removes that and leaves the straight ramp, column
-# k of 64 reading about (k + ½)/64. (Both captures use the white field's exposure: at the
+# k of 16 reading about (k + ½)/16. (Both captures use the white field's exposure: at the
 # portrait's exposure a white field would saturate the sensor, and saturated pixels are no
 # longer linear.)
 #

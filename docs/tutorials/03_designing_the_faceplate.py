@@ -52,15 +52,16 @@ QUICK = os.environ.get("KEYCAM_TUTORIAL_QUICK") == "1"
 OUT = Path(os.environ.get("KEYCAM_TUTORIAL_OUT", "keycam_out/tutorials"))
 OUT.mkdir(parents=True, exist_ok=True)
 
-SEEDS = range(1) if QUICK else range(4)  # random keys averaged per block size
-# (the quick run also uses a 16 x 16 lattice in sections 3-4 and a coarser chart in 2)
+SEEDS = range(2) if QUICK else range(8)  # random keys averaged per design
+# (the quick run also uses an 8 x 8 lattice in sections 3-4 and a coarser chart in 2)
 
 # %% [markdown]
 # ## 1. The lattice
 #
-# A `FaceplateConfig` describes the geometry and the recipe of the key; its defaults are
-# keycam's default printable device: 64 × 64 fibers on a square lattice at 1 mm pitch with
-# 0.6 mm cores (printed resin cores with 0.4 mm walls), 8 × 8 key blocks, blocks permuted.
+# A `FaceplateConfig` describes the geometry and the recipe of the key: lattice, size, pitch,
+# core diameter and key blocks. keycam's printable designs use a square lattice at 1 mm pitch
+# with 0.6 mm cores (printed resin cores with 0.4 mm walls); the default camera has 16 × 16
+# fibers with 4 × 4 key blocks, blocks permuted — section 4 shows why so few.
 # Lengths in the configuration are in µm. Sites are numbered row-major, row 0 at the top, x
 # to the right and y **down** from the centre of the face.
 #
@@ -229,40 +230,51 @@ print(
 # each block travelling as a sub-bundle) scrambles the thumbnail.
 #
 # We measure the leak as the correlation between the scrambled picture (what the output face
-# shows, `scramble`) and the plain picture, on the bundled photograph. The default lattice
-# is 64 × 64; the quick run uses 16 × 16.
+# shows, `scramble`) and the plain picture, on the bundled photograph, averaged over random
+# keys. The lattice is the default camera's 16 × 16; the quick run uses 8 × 8.
 
 # %%
-N = 16 if QUICK else 64  # fibers per side
-BLOCKS = [b for b in (1, 2, 4, 8, 16, 32, 64) if b <= N]
+N = 8 if QUICK else 16  # fibers per side
+BLOCKS = [b for b in (1, 2, 4, 8, 16) if b <= N]
+DEFAULT = (4, True)  # the default camera's key: 4 x 4 blocks, blocks permuted
 photo = read_image(default_scene_path()).data  # linear RGB in [0, 1]
-scene = prepare_scene(photo, (N, N))  # luminance, centre-cropped, area-averaged
 
 
-def design(b: int, permute_blocks: bool, seed: int = 0) -> FaceplateConfig:
-    """The default faceplate at N x N fibers with block size b."""
-    return FaceplateConfig(rows=N, cols=N, block_size=b, permute_blocks=permute_blocks, seed=seed)
+def design(n: int, b: int, permute_blocks: bool, seed: int = 0, pitch_um: float = 1000.0):
+    """A faceplate of n x n fibers at `pitch_um` with 0.6 mm cores and b x b key blocks."""
+    return FaceplateConfig(
+        rows=n, cols=n, pitch_um=pitch_um, core_diameter_um=600.0, block_size=b,
+        permute_blocks=permute_blocks, seed=seed,
+    )  # fmt: skip
 
 
-def leak(b: int, permute_blocks: bool, seed: int) -> float:
-    key = keygen(design(b, permute_blocks, seed))
-    return float(np.corrcoef(scramble(scene, key).ravel(), scene.ravel())[0, 1])
+def leak(n: int, b: int, permute_blocks: bool) -> float:
+    """Mean |correlation| of the scrambled and the plain photograph over random keys."""
+    scene = prepare_scene(photo, (n, n))  # luminance, centre-cropped, area-averaged
+    r = [
+        np.corrcoef(scramble(scene, keygen(design(n, b, permute_blocks, s))).ravel(),
+                    scene.ravel())[0, 1]
+        for s in SEEDS
+    ]  # fmt: skip
+    return float(np.mean(np.abs(r)))
 
 
 def thumbnail(img: np.ndarray, b: int) -> np.ndarray:
     """Block means of `img`, shown at full size."""
-    ids = block_ids(N, N, b)
+    ids = block_ids(*img.shape, b)
     means = np.bincount(ids, img.ravel()) / np.bincount(ids)
     return means[ids].reshape(img.shape)
 
 
-local8 = scramble(scene, keygen(design(8, False)))
-moved8 = scramble(scene, keygen(design(8, True)))
+scene = prepare_scene(photo, (N, N))
+bq = 4 if N >= 8 else 2
+local = scramble(scene, keygen(design(N, bq, False)))
+moved = scramble(scene, keygen(design(N, bq, True)))
 panels = [
     (scene, f"scene on the {N} × {N} lattice"),
-    (local8, "b = 8, blocks in place"),
-    (thumbnail(local8, 8), "…its 8 × 8 block means"),
-    (moved8, "b = 8, blocks permuted"),
+    (local, f"b = {bq}, blocks in place"),
+    (thumbnail(local, bq), f"…its {bq} × {bq} block means"),
+    (moved, f"b = {bq}, blocks permuted"),
 ]
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.6), layout="constrained")
 for ax, (img, title) in zip(axes, panels, strict=True):
@@ -275,115 +287,122 @@ plt.show()
 # %%
 privacy = {}
 for permute in (False, True):
-    privacy[permute] = [np.mean([leak(b, permute, s) for s in SEEDS]) for b in BLOCKS]
+    privacy[permute] = [leak(N, b, permute) for b in BLOCKS]
     label = "blocks permuted" if permute else "blocks in place"
     values = "  ".join(f"b={b}: {r:5.2f}" for b, r in zip(BLOCKS, privacy[permute], strict=True))
     print(f"{label:<16}{values}")
 
 # %% [markdown]
-# With blocks in place the correlation falls slowly with b — about 0.3 at b = 8 on the
-# 64 × 64 linear-light photograph — because the thumbnail survives. With blocks permuted it
-# drops to about zero for every b ≥ 2: the thumbnail is scrambled too. (b = N is one block,
-# so the two rows agree there.)
+# With blocks in place the correlation falls slowly with b — the thumbnail survives. With
+# blocks permuted it drops to the level two unrelated pictures of this size share by chance
+# (about 1/N) for every b ≥ 2. (b = N is one block, so the two rows agree there.)
 #
-# ## 4. The price: bundle length
+# ## 4. The price: bundle length, and the light that gets through
 #
 # A printed fiber may tilt at most θ_max ≈ 30° from the build axis and must bend gently
 # (minimum bend radius R, 10 mm for 0.6 mm resin cores), and neighbouring cores of
-# diameter d need a wall c between them. A fiber that must move sideways by Δ needs at
-# least Δ / tan θ_max of bundle length. Inside a b × b block the longest move is the block
-# diagonal, which gives the **straight-line lower bound**
+# diameter d need a wall c between them. A fiber that must move sideways by s needs at
+# least s / tan θ_max of bundle length — the **straight-line bound** — and, because it must
+# start and end parallel to the axis, really an S of two arcs of radius R:
 #
-# $$L \ge \frac{\sqrt2\,(b-1)(d+c)}{\tan\theta_{max}},$$
+# $$L(s) = 2R\sin\varphi + \frac{\max\big(0,\ s - 2R(1-\cos\theta_{max})\big)}{\tan\theta_{max}},
+# \qquad \varphi = \min\big(\theta_{max},\ \arccos(1 - s/2R)\big),$$
 #
-# and for a key that moves fibers between blocks, the largest move of the key counts
-# (`fabrication.routing.lower_bound_mm`).
+# the **bend-aware bound** (`fabrication.routing.bend_length_mm`; for a whole key the
+# largest displacement counts, plus the straight ends at both faces:
+# `fabrication.routing.bend_bound_mm`).
 #
 # No real bundle reaches that bound: neighbouring fibers must pass each other, so the router
-# (`fabrication.routing.route_permutation`) braids them in stages. It splits the permutation
-# into a shuffle within columns, one within rows and one within columns again, fans the
-# bundle out to a routing pitch of 2(d + c) so that every line has a free lane beside it,
-# and lets fibers overtake each other in two lanes; every stage is a curvature-continuous
-# S-curve as short as the tilt and bend limits allow. A block-local key is routed block by
-# block; a key that moves blocks is routed over the whole face. The result is guaranteed
-# collision-free for every key, and it is what tutorial 4 prints.
+# (`fabrication.routing.route_permutation`) braids them. It splits the permutation into a
+# shuffle within columns, one within rows and one within columns again, fans the bundle out
+# to a routing pitch of about 2(d + c) so that every line has a free lane beside it, and lets
+# fibers overtake each other in two lanes; every stage is a curvature-continuous S-curve as
+# short as the tilt and bend limits allow. A block-local key is routed block by block; a key
+# that moves blocks is routed over the whole face, or inside the blocks first and then as
+# rigid blocks, whichever is shorter. The result is guaranteed collision-free for every key.
+#
+# What the designer needs is the **light**: every printed fiber transmits
+# $T = T_{att}\,T_{bend}\,T_{Fresnel}$ — attenuation over its length (0.5 dB/cm for printed
+# resin), loss at its tightest bend, Fresnel loss at both faces.
+# `fabrication.printed.printed_transmission` routes, samples and checks a key exactly as the
+# export does and returns that transmission; it is also what the camera uses by default.
 
 # %%
+from fabrication.printed import printed_transmission
 from fabrication.process import ProcessConfig, face_geometry
-from fabrication.routing import lower_bound_mm, route_permutation
+from fabrication.routing import bend_bound_mm, lower_bound_mm
 
-process = ProcessConfig.preset("resin")  # d = 0.6 mm, c = 0.4 mm, R = 10 mm, 30° tilt
-face = face_geometry("square", N, N, 1000.0, process)  # 1 mm face pitch
+process = ProcessConfig.preset("resin")  # d = 0.6 mm, c = 0.4 mm, R = 10 mm, 30°, 0.5 dB/cm
 print(
     f"process: core {process.core_diameter_mm} mm, wall {process.min_wall_mm} mm, "
-    f"bend radius {process.min_bend_radius_mm} mm, tilt {process.max_tilt_deg}°"
+    f"bend radius {process.min_bend_radius_mm} mm, tilt {process.max_tilt_deg}°, "
+    f"{process.attenuation_db_per_cm} dB/cm"
 )
 
-bound, routed = {False: [], True: []}, {False: [], True: []}
+
+def printed(n: int, b: int, permute: bool, pitch_um: float = 1000.0) -> dict:
+    """Bounds, routed length and printed transmission of one design (key seed 0)."""
+    key = keygen(design(n, b, permute, 0, pitch_um))
+    face = face_geometry("square", n, n, pitch_um, process)
+    pt = printed_transmission(key, process)
+    return {
+        "straight": lower_bound_mm(key.routing, n, n, b, face.pitch_mm, process.tan_tilt)[0],
+        "bend": bend_bound_mm(face, key.routing, process),
+        "length": pt.bundle_length_mm,
+        "T": float(pt.total.mean()),
+    }
+
+
+front = {}
 for permute in (False, True):
-    for b in BLOCKS:
-        key = keygen(design(b, permute))
-        lb, _ = lower_bound_mm(key.routing, N, N, b, face.pitch_mm, process.tan_tilt)
-        route = route_permutation(face, key.routing, b, process)
-        bound[permute].append(lb)
-        routed[permute].append(route.length_mm)
+    for b, r in zip(BLOCKS, privacy[permute], strict=True):
+        if permute and b in (1, N):  # the same keys as with the blocks in place
+            continue
+        front[(b, permute)] = {**printed(N, b, permute), "leak": r}
+        f = front[(b, permute)]
         print(
             f"b={b:<3} {'blocks permuted' if permute else 'blocks in place':<16}"
-            f"bound {lb:7.1f} mm   routed {route.length_mm:7.1f} mm   "
-            f"({route.decomposition}, {len(route.stages)} stages)"
+            f"bounds {f['straight']:6.1f} / {f['bend']:6.1f} mm   routed {f['length']:6.1f} mm"
+            f"   printed T {100 * f['T']:6.3f} %   leak {f['leak']:.2f}"
         )
 
 # %% [markdown]
-# Now the whole trade-off in one picture: privacy (lower is better) against the bundle
-# length you must print (shorter is better). Solid lines are routed lengths, dashed lines
-# the straight-line bound.
+# Now the whole trade-off in one picture: privacy (lower is better) against the light the
+# printed part transmits (higher is better), with the default camera's key marked, and the
+# routed lengths beside their bounds.
 
 # %%
 LABEL = {False: "blocks in place (local key)", True: "blocks permuted"}
 STYLE = {False: ("o", "C0"), True: ("s", "C3")}
-fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 4.4), layout="constrained")
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.6), layout="constrained")
 for permute in (False, True):
     marker, color = STYLE[permute]
-    ax1.semilogx(BLOCKS, privacy[permute], marker + "-", color=color, label=LABEL[permute])
-    # b = 1 needs no routing at all: it is drawn at 1 mm on the log axes
-    ax2.loglog(
-        BLOCKS,
-        np.maximum(routed[permute], 1),
-        marker + "-",
-        color=color,
-        label=LABEL[permute] + ", routed",
-    )
-    ax2.loglog(
-        BLOCKS,
-        np.maximum(bound[permute], 1),
-        marker + "--",
-        color=color,
-        mfc="none",
-        label=LABEL[permute] + ", bound",
-    )
-    ax3.plot(routed[permute], privacy[permute], marker, color=color, label=LABEL[permute])
-for b, x, y in zip(BLOCKS, routed[False], privacy[False], strict=True):
-    ax3.annotate(f"b={b}", (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-ax3.annotate(
-    f"b = 2 … {N}",
-    (routed[True][-1], 0.0),
-    textcoords="offset points",
-    xytext=(-60, 12),
-    fontsize=8,
-    color="C3",
-)
-for ax in (ax1, ax2):
-    ax.set_xticks(BLOCKS, [str(b) for b in BLOCKS])
-    ax.set_xlabel("block size b [fibers]")
-ax1.set(ylabel="correlation of frame with scene", title="privacy: what the frame leaks")
-ax2.set(ylabel="bundle length [mm]", title="printability: how long the part is")
-ax3.set(
-    xlim=(0, None),
-    xlabel="routed bundle length [mm]",
+    pts = [(b, f) for (b, p), f in front.items() if p == permute]
+    ax1.semilogx([f["T"] for _, f in pts], [f["leak"] for _, f in pts], marker, color=color,
+                 label=LABEL[permute])  # fmt: skip
+    for b, f in pts:
+        ax1.annotate(f"b={b}", (f["T"], f["leak"]), textcoords="offset points", xytext=(5, 4),
+                     fontsize=8)  # fmt: skip
+    bs = [b for b, _ in pts]
+    ax2.semilogy(bs, [f["length"] for _, f in pts], marker + "-", color=color,
+                 label=LABEL[permute] + ", routed")  # fmt: skip
+    ax2.semilogy(bs, [f["bend"] for _, f in pts], marker + "--", color=color, mfc="none",
+                 label=LABEL[permute] + ", bend-aware bound")  # fmt: skip
+if DEFAULT in front:
+    f = front[DEFAULT]
+    ax1.plot(f["T"], f["leak"], "*", ms=16, color="gold", mec="k",
+             label=f"default camera's key (b = {DEFAULT[0]}, blocks permuted)")  # fmt: skip
+ax1.axhline(0.1, color="0.5", ls=":", label="leak 0.1")
+ax1.axvline(0.1, color="0.5", ls="--", label="10 % transmission")
+ax1.set(
+    xlabel="mean fiber transmission of the printed part (resin, 0.5 dB/cm)",
     ylabel="correlation of frame with scene",
-    title="privacy against printability",
+    title="privacy against printed transmission",
 )
-for ax in (ax1, ax2, ax3):
+ax2.set(xlabel="block size b [fibers]", ylabel="bundle length [mm]",
+        title="routed length and the bend-aware bound")  # fmt: skip
+ax2.set_xscale("log", base=2)
+for ax in (ax1, ax2):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
 fig.suptitle(f"{N} × {N} fibers at 1 mm, resin process (d = 0.6 mm, c = 0.4 mm, R = 10 mm, 30°)")
@@ -393,23 +412,45 @@ plt.show()
 # %% [markdown]
 # Reading the plot:
 #
-# * **Local keys** (blue) are the short ones, and their length grows steadily with b — but
-#   they leak the thumbnail: even b = 16 leaves a correlation of about 0.15.
-# * **Permuting blocks** (red) removes the leak at every block size, but then fibers cross
-#   the whole face and the bundle costs as much as a global permutation, whatever b is.
-# * Routed lengths are many times the straight-line bound: the braid needs several stages,
-#   each one an S-curve limited by the bend radius, plus the fan-out to the routing pitch.
-#   On a large face the fan-out alone is long — spreading a 64 mm face to twice its pitch
-#   moves the edge fibers sideways by about half the face width — which is why even b = 2
-#   costs far more than its 2.4 mm bound. The bound tells you what no router can beat; the
-#   router tells you what you will print.
+# * **Local keys** (blue) print short and bright, but leak the thumbnail.
+# * **Permuting blocks** (red) removes the leak, but then fibers cross the whole face: the
+#   bundle gets as long as for a global permutation, and the printed part passes well under
+#   1 % of the light at 0.5 dB/cm. The bend-aware bound is a few centimetres; the braid needs
+#   several times that, because passing neighbours takes a fan-out to a coarser pitch and a
+#   sequence of passes, each an S-curve limited by the bend radius.
 #
-# So the privacy you buy with block permutation is paid in bundle length, and a printer's
-# build height decides what you can afford. A few levers reduce the price: a smaller bend
-# radius (a different material), a steeper allowed tilt, a finer lattice, or a local key
-# with a per-fiber gain key (`gain_key_rms`) and stray light (`bias_photons_per_s`) that
-# hide block means without moving fibers far. What the faceplate cannot hide is discussed
-# in the [threat model](../explanation/threat-model.md).
+# The length of a key that hides the scene grows with the face, and the light falls
+# exponentially with the length. That is why the default camera has only 16 × 16 fibers:
+
+# %%
+sizes = [8, 12] if QUICK else [8, 12, 16, 24]
+for n in sizes:
+    f = printed(n, 4, True)
+    print(f"{n:>2} x {n:<2} fibers, 4 x 4 blocks permuted: routed {f['length']:6.1f} mm "
+          f"(bend-aware bound {f['bend']:5.1f} mm), printed T {100 * f['T']:.3f} %, "
+          f"chance-level leak about {leak(n, 4, True):.2f}")  # fmt: skip
+
+# %% [markdown]
+# A face printed at the routing pitch — an **open face** — needs no fan-out: shorter, so the
+# fibers transmit more, but the cores cover far less of the face, and light falling between
+# cores is lost before it enters a fiber. What counts is the product:
+
+# %%
+pitch_open = process.open_face_pitch_mm * 1000.0
+for label, pitch in (("packed face", 1000.0), ("open face", pitch_open)):
+    f = printed(N, *DEFAULT, pitch_um=pitch)
+    ff = design(N, *DEFAULT, pitch_um=pitch).fill_factor
+    print(f"{label:<12} pitch {pitch / 1000:.2f} mm: fill factor {ff:.3f}, routed "
+          f"{f['length']:6.1f} mm, T {100 * f['T']:.3f} %, light per image area FF·T "
+          f"{ff * f['T']:.2e}")  # fmt: skip
+
+# %% [markdown]
+# So the privacy you buy with block permutation is paid in bundle length and in light, and
+# today's guaranteed braid is several times longer than the bound: a key that hides the
+# scene prints at a fraction of a percent on a 16 × 16 face. Levers: a lower-loss material
+# (`attenuation_db_per_cm`), a gentler bend for a better-guiding core (tutorial 4), a smaller
+# face, or — the big one — a router closer to the bound. What the faceplate cannot hide is
+# discussed in the [threat model](../explanation/threat-model.md).
 
 # %%
 print("figures written to KEYCAM_TUTORIAL_OUT:")

@@ -21,11 +21,11 @@
 # 4. get them **sliced and printed**;
 # 5. feed the **printed geometry's transmission** back into the camera simulation.
 #
-# The default camera's 64 × 64-fiber key works the same way, but its bundle is 1.2 m long
-# and its meshes are gigabytes (section 3 says why); this page uses a 16 × 16-fiber
-# faceplate with 8 × 8 key blocks (the quick run: 8 × 8 fibers, 4 × 4 blocks).
-# `KEYCAM_TUTORIAL_OUT` sets the output folder (default
-# `keycam_out/tutorials/`), `KEYCAM_TUTORIAL_QUICK=1` selects the small lattice.
+# The default camera's key (16 × 16 fibers, 4 × 4 blocks, blocks permuted) works the same
+# way; this page uses a 16 × 16-fiber faceplate with 8 × 8 key blocks kept in place, a key
+# that prints shorter (the quick run: 8 × 8 fibers, 4 × 4 blocks). `KEYCAM_TUTORIAL_OUT` sets
+# the output folder (default `keycam_out/tutorials/`), `KEYCAM_TUTORIAL_QUICK=1` selects the
+# small lattice.
 
 # %%
 import json
@@ -76,17 +76,21 @@ print(key, "->", key_file.relative_to(OUT))
 # a minimum bend radius of 10 mm and at most 30° of tilt from the build axis.
 #
 # The router (explained in tutorial 3 and on the [models page](../explanation/models.md))
-# fans the bundle out to a routing pitch of 2(d + c), braids the fibers past each other in
-# two lanes per line — within columns, within rows, within columns — and fans back in. Every
-# move is a curvature-continuous S-curve.
+# fans the bundle out to a routing pitch of about 2(d + c), braids the fibers past each other
+# in two lanes per line — within columns, within rows, within columns — and fans back in.
+# Every move is a curvature-continuous S-curve. The report compares the length with two lower
+# bounds that no route can beat: the straight-line bound (no fiber moves sideways faster than
+# tan θ_max) and the bend-aware bound (a displaced fiber needs an S of two arcs of the minimum
+# bend radius, plus the straight ends).
 
 # %%
 resin = ProcessConfig.preset("resin")
 device = build(key, resin)
 report = device.report
 print(
-    f"bundle length {report.length_mm:.1f} mm = {report.length_ratio:.1f} × the straight-line "
-    f"bound {report.lower_bound_mm:.1f} mm; {report.n_stages} stages, routing pitch "
+    f"bundle length {report.length_mm:.1f} mm = {report.bend_bound_ratio:.1f} × the bend-aware "
+    f"bound {report.bend_bound_mm:.1f} mm ({report.length_ratio:.1f} × the straight-line bound "
+    f"{report.lower_bound_mm:.1f} mm); {report.n_stages} stages, routing pitch "
     f"{report.route_pitch_mm:.2f} mm"
 )
 print("all checks passed:", report.passed)
@@ -105,7 +109,7 @@ for check in report.checks:
 # * **endpoints** — every fiber starts on its input site and ends on its routed output site,
 #   with straight, face-normal ends;
 # * **min_feature** — the thinnest printed core or wall;
-# * **length** — the bundle length against the straight-line bound (information only).
+# * **length** — the bundle length against its two lower bounds (information only).
 #
 # A picture of the routed bundle: one row of fibers seen from the side, and the path of every
 # fiber seen along the bundle.
@@ -298,6 +302,13 @@ plt.show()
 # `--write-transmission` does for the preset process). We build a small camera around the
 # N × N faceplate — the default camera's lens, relay and sensor, with a region of interest
 # that fits the smaller face — and photograph the bundled portrait with the printed device.
+#
+# A camera does this by itself: its `[transmission]` table says where the faceplate
+# transmission comes from. The default, `source = "printed"`, routes the device key for the
+# configured process and uses the printed part's transmission — the very computation behind
+# `--write-transmission` (`fabrication.printed.printed_transmission`), cached so that it runs
+# once per key. Here we want to compare keys we made ourselves, so the cameras below take
+# the transmission of the key they are given: `source = "assumed"`.
 
 # %%
 printed_process = ProcessConfig.preset("resin", min_bend_radius_mm=best)
@@ -309,14 +320,18 @@ print(f"designed transmission mean {key.transmission.mean():.4f}, printed (R = {
       f"{from_cli.transmission.mean():.4f}")  # fmt: skip
 
 roi = int(np.ceil(N * 1000 * default.coupling.magnification / default.sensor.pixel_pitch_um)) + 8
-small = CameraConfig.model_validate(
-    {
-        **default.model_dump(),
-        "faceplate": FaceplateConfig(**recipe).model_dump(),
-        "scene": {**default.scene.model_dump(), "shape_px": [4 * N, 4 * N]},
-        "sensor": {**default.sensor.model_dump(), "width_px": roi, "height_px": roi},
-    }
-)
+layout = {
+    **default.model_dump(),
+    "faceplate": FaceplateConfig(**recipe).model_dump(),
+    "scene": {**default.scene.model_dump(), "shape_px": [4 * N, 4 * N]},
+    "sensor": {**default.sensor.model_dump(), "width_px": roi, "height_px": roi},
+}
+small = CameraConfig.model_validate({**layout, "transmission": {"source": "assumed"}})
+as_printed = CameraConfig.model_validate(layout)  # the default: source = "printed", resin
+auto = Camera(as_printed, key)
+print("camera with source = 'printed':", auto.transmission_info["bundle_length_mm"], "mm,",
+      "same transmission as the CLI's printed key:",
+      np.allclose(auto.key.transmission, from_cli.transmission))  # fmt: skip
 
 # %%
 camera = Camera(small, printed)  # the part as printed

@@ -63,6 +63,9 @@ DIGITS = 200 if QUICK else 1000  # test digits photographed through the camera
 # cameras are keycam's default printable design with its fiber lattice matched to the digits:
 # 28 × 28 fibers, one digit pixel per fiber, 7 × 7 key blocks with the blocks permuted, the
 # same lens, relay and IMX174-class sensor.
+# Both assume a 5 % mean fiber transmission instead of the printed part's: this experiment
+# is about keying, and a 28 × 28 block-permuted key would print as a bundle that passes well
+# under 1 % of the light ([tutorial 3](03_designing_the_faceplate.py)).
 #
 # * **realistic** (the default of `python -m keynet.verify`): the camera as built, with the
 #   default camera's 2 % crosstalk at the input and at the output face and its dead fibers

@@ -225,3 +225,30 @@ def test_cli_summary_names_every_file_with_its_size(tmp_path: Path) -> None:
     assert "all checks passed" in line and "k_matrix.stl" in line
     size = (tmp_path / "out" / "k_cores.stl").stat().st_size
     assert f"k_cores.stl ({size / 1e6:.1f} MB)" in line
+
+
+def test_cli_attenuation_sets_the_material_loss(tmp_path: Path) -> None:
+    """--attenuation changes only the transmission, to what the library computes for it."""
+    from fabrication.printed import printed_transmission
+
+    key = _key_file(tmp_path, "a.key", rows=4, cols=4, block_size=2)
+    for bad in ("abc", "-1", "nan", "inf"):
+        before = _listing(tmp_path)
+        res = _cli(str(key), "-o", str(tmp_path), "--attenuation", bad, cwd=tmp_path)
+        _assert_refused(res, "--attenuation")
+        assert _listing(tmp_path) == before
+    out = tmp_path / "o"
+    res = _cli(
+        str(key), "-o", str(out), "--no-3mf", "--no-matrix", "--attenuation", "0.26",
+        "--write-transmission", str(out / "p.key"), "--report", str(out / "r.json"), "--quiet",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    want = printed_transmission(
+        Key.load(key), ProcessConfig.preset("resin", attenuation_db_per_cm=0.26)
+    )
+    np.testing.assert_array_equal(Key.load(out / "p.key").transmission, want.total)
+    rep = json.loads((out / "r.json").read_text())
+    assert rep["process"]["attenuation_db_per_cm"] == 0.26
+    assert rep["bend_bound_mm"] <= rep["length_mm"]
+    assert rep["bend_bound_ratio"] == pytest.approx(rep["length_mm"] / rep["bend_bound_mm"])

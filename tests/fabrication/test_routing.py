@@ -13,6 +13,7 @@ from fabrication.process import ProcessConfig, face_geometry
 from fabrication.profiles import profile
 from fabrication.routing import route_permutation
 from fabrication.sampling import sample_route
+from optics.faceplate import FaceplateConfig, keygen
 
 CASES = [
     (8, 2, False),
@@ -110,14 +111,20 @@ def test_routing_is_deterministic(resin: ProcessConfig, make_key) -> None:
         assert np.array_equal(sa.start, sb.start) and np.array_equal(sa.end, sb.end)
 
 
-def test_block_local_keys_are_routed_block_by_block_and_bounded(make_device) -> None:
+def test_block_local_keys_are_routed_block_by_block_and_bounded(make_key, make_device) -> None:
     dev = make_device(16, 4, False)
     assert dev.route.decomposition == "block"
     r = dev.report
-    assert r.displacement_sites == 4
-    assert r.lower_bound_mm == pytest.approx(math.sqrt(2) * 3 * 1.0 / math.tan(math.radians(30)))
-    assert r.length_mm >= r.lower_bound_mm
+    routing = make_key(16, 4, False).routing
+    r0, c0 = np.divmod(np.arange(256), 16)
+    r1, c1 = np.divmod(routing, 16)
+    assert r.displacement_sites == 1 + max(np.abs(r1 - r0).max(), np.abs(c1 - c0).max()) <= 4
+    # the fiber that moves furthest sets the straight-line bound (1 mm pitch, 30 deg)
+    s_max = float(np.hypot(r1 - r0, c1 - c0).max())
+    assert r.lower_bound_mm == pytest.approx(s_max / math.tan(math.radians(30)))
+    assert r.length_mm >= r.bend_bound_mm >= r.lower_bound_mm
     assert r.length_ratio == pytest.approx(r.length_mm / r.lower_bound_mm)
+    assert r.bend_bound_ratio == pytest.approx(r.length_mm / r.bend_bound_mm)
 
 
 def test_identity_key_is_straight(resin: ProcessConfig) -> None:
@@ -140,3 +147,38 @@ def test_a_too_short_route_fails_with_rule_and_fiber(resin: ProcessConfig, make_
     assert "tilt" in failed and "bend_radius" in failed
     msg = failed["tilt"].message(8)
     assert "VIOLATED" in msg and "fiber" in msg and "30" in msg
+
+
+@pytest.mark.parametrize("lanes", ["separate", "merged"])
+@pytest.mark.parametrize("rows,block,permute", [(8, 4, True), (8, 8, False)])
+def test_both_lane_styles_are_collision_free(
+    rows: int, block: int, permute: bool, lanes: str, make_key, resin: ProcessConfig
+) -> None:
+    key = make_key(rows, block, permute)
+    face = face_geometry("square", rows, rows, 1000.0, resin)
+    route = route_permutation(face, key.routing, block, resin, lanes=lanes)
+    assert route.route_pitch_mm == pytest.approx(2.1 if lanes == "separate" else 2.2547, abs=1e-4)
+    assert _independent_min_distance(route) >= 1.0 - 0.01
+    pl = sample_route(route, resin)
+    rep = run_checks(route, pl, resin, block)
+    assert rep.passed, [c.message(rows) for c in rep.failures()]
+    with pytest.raises(ValueError, match="lanes"):
+        route_permutation(face, key.routing, block, resin, lanes="diagonal")
+
+
+def test_an_open_face_needs_no_fan(make_key, resin: ProcessConfig) -> None:
+    """A lattice printed at the routing pitch starts braiding at once: no fan stages."""
+    pitch = resin.open_face_pitch_mm
+    assert pitch == pytest.approx(2 * (resin.min_pitch_mm + resin.route_margin_mm))
+    key = keygen(FaceplateConfig(rows=8, cols=8, block_size=4, seed=1, pitch_um=pitch * 1000))
+    face = face_geometry("square", 8, 8, pitch * 1000, resin)
+    open_route = route_permutation(face, key.routing, 4, resin, lanes="separate")
+    # stages that start or end on the face move fibers by at most one lane
+    assert open_route.stages[0].max_move_mm <= resin.min_pitch_mm + resin.route_margin_mm + 1e-9
+    assert open_route.stages[-1].max_move_mm <= resin.min_pitch_mm + resin.route_margin_mm + 1e-9
+    packed = route_permutation(
+        face_geometry("square", 8, 8, 1000.0, resin), key.routing, 4, resin, lanes="separate"
+    )
+    assert packed.stages[0].max_move_mm > 5.0  # the packed face fans out first
+    assert open_route.length_mm < packed.length_mm
+    assert _independent_min_distance(open_route) >= 1.0 - 0.01

@@ -50,8 +50,8 @@ def _net(seed: int) -> LeNet:
 
 def test_realistic_camera_has_the_default_camera_s_imperfections() -> None:
     """The camera as built keeps the default camera's crosstalk, dead-fiber rate, fiber
-    transmission and stray light, relay and sensor; only the lattice, scene grid, key blocks
-    and sensor ROI are matched to the 28×28 digits. The ideal one differs only in crosstalk,
+    transmission and stray light, relay and sensor; only the lattice, scene grid, key blocks,
+    lens focal length and sensor ROI are matched to the 28×28 digits. The ideal one differs only in crosstalk,
     dead fibers and relay blur."""
     from sim.config import CameraConfig, load_config
 
@@ -64,7 +64,12 @@ def test_realistic_camera_has_the_default_camera_s_imperfections() -> None:
         if field not in matched:
             assert fp_real[field] == value, field
     assert (real.faceplate.rows, real.faceplate.cols) == (28, 28) == tuple(real.scene.shape_px)
-    assert real.lens == default.lens and real.coupling == default.coupling
+    # a longer lens for the 28 mm face (the default's 20 mm lens is for its 16 mm face)
+    focal = {"focal_length_mm"}
+    assert real.lens.model_dump(exclude=focal) == default.lens.model_dump(exclude=focal)
+    assert real.coupling == default.coupling
+    # keying, not printing: both assume the recipe's transmission
+    assert real.transmission.source == ideal.transmission.source == "assumed"
     roi = {"width_px", "height_px"}
     assert real.sensor.model_dump(exclude=roi) == default.sensor.model_dump(exclude=roi)
     fp_ideal = ideal.faceplate.model_dump()

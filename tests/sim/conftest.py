@@ -22,6 +22,9 @@ SMALL = {
         "crosstalk_out": 0.02,
         "seed": 3,
     },
+    # the pipeline tests check photometry against the recipe's transmission; the printed
+    # transmission has its own tests (test_printed_camera.py)
+    "transmission": {"source": "assumed"},
     "coupling": {
         "magnification": 0.021682,
         "blur_um": 2.0,

@@ -46,8 +46,10 @@ def test_photons_on_a_cell_and_into_a_core(budget):
     assert budget["fill factor"].factor == pytest.approx(math.pi * 0.6**2 / 4)
     # the camera's own pipeline delivers the same light (sampled on-axis; cos⁴ ≈ 1 there,
     # and the exact disk-square areas of the sampling stage)
-    assert budget["lens"].pipeline == pytest.approx(cell, rel=2e-3)
-    assert budget["fill factor"].pipeline == pytest.approx(core, rel=2e-3)
+    # (the fiber nearest the axis of the 16 x 16 face sits 0.71 mm off it, behind a 20 mm
+    # lens: cos⁴ = 1 − 2 (0.71/20)² ≈ 0.9975)
+    assert budget["lens"].pipeline == pytest.approx(cell, rel=4e-3)
+    assert budget["fill factor"].pipeline == pytest.approx(core, rel=4e-3)
 
 
 def test_relay_collection_is_about_2e_4(budget):

@@ -44,6 +44,9 @@ BASE = {
         "dead_fraction": 0.0,
         "seed": 3,
     },
+    # the device transmits what its key says (the tests set dim fibers on purpose); the
+    # printed transmission has its own tests
+    "transmission": {"source": "assumed"},
     "coupling": {
         "magnification": 0.021682,
         "blur_um": 2.0,
@@ -98,11 +101,13 @@ def test_gray_code_is_the_binary_reflected_code():
     assert [code_bits(n) for n in (1, 2, 3, 4, 5, 64, 65, 128)] == [0, 1, 2, 2, 3, 6, 7, 7]
 
 
-def test_default_camera_needs_fourteen_frames():
-    """2 ceil(log2 N) + 2 with N = 64 fibers per side; complements add one per Gray frame."""
+def test_default_camera_needs_ten_frames():
+    """2 ceil(log2 N) + 2 with N = 16 fibers per side; complements add one per Gray frame."""
     ps = make_patterns(Camera(CameraConfig.default()), complements=False)
-    assert (ps.n_frames, ps.bits_x, ps.bits_y) == (14, 6, 6)
-    assert ps.n_frames == 2 * math.ceil(math.log2(64)) + 2
+    assert (ps.n_frames, ps.bits_x, ps.bits_y) == (10, 4, 4)
+    assert ps.n_frames == 2 * math.ceil(math.log2(16)) + 2
+    assert frames_needed(16, 16, complements=True) == 18
+    assert frames_needed(64, 64, complements=False) == 14
     assert frames_needed(64, 64, complements=True) == 26
     assert frames_needed(12, 10, complements=False) == 4 + 4 + 2
 

@@ -194,9 +194,12 @@ def test_conventional_reproduces_scene_encrypted_does_not(default_views):
     r_enc = cam.readout(enc, exposure_s=t).reshape(rows, cols)
     assert _corr(r_conv, truth) > 0.95
     assert abs(_corr(r_enc, truth)) < 0.1
-    # raw frames binned over the face's footprint on the sensor (pixels 10..246)
-    c_conv = resample_area(conv[10:246, 10:246].astype(float), (rows, cols))
-    c_enc = resample_area(enc[10:246, 10:246].astype(float), (rows, cols))
+    # raw frames binned over the face's footprint on the sensor (to the nearest pixel)
+    fp, s = cam.config.faceplate, cam.sensor.config
+    half = cols * fp.pitch_um * abs(cam.config.coupling.magnification) / s.pixel_pitch_um / 2
+    lo, hi = round(s.width_px / 2 - half), round(s.width_px / 2 + half)
+    c_conv = resample_area(conv[lo:hi, lo:hi].astype(float), (rows, cols))
+    c_enc = resample_area(enc[lo:hi, lo:hi].astype(float), (rows, cols))
     assert _corr(c_conv, truth) > 0.95
     assert abs(_corr(c_enc, truth)) < 0.1
     # the key holder sees the scene again
@@ -206,9 +209,13 @@ def test_conventional_reproduces_scene_encrypted_does_not(default_views):
 def test_default_camera_is_the_printable_design(default_views):
     cam = default_views[0]
     fp, s = cam.config.faceplate, cam.sensor.config
-    assert (fp.rows, fp.cols, fp.pitch_um, fp.core_diameter_um) == (64, 64, 1000.0, 600.0)
-    assert fp.block_size == 8 and fp.permute_blocks
-    assert s.bit_depth == 12 and cam.frame_shape == (256, 256)
+    assert (fp.rows, fp.cols, fp.pitch_um, fp.core_diameter_um) == (16, 16, 1000.0, 600.0)
+    assert fp.block_size == 4 and fp.permute_blocks
+    # simulated as printed: the transmission of the routed part, resin at 0.5 dB/cm
+    assert cam.config.transmission.source == "printed"
+    assert cam.transmission_info["source"] == "printed"
+    assert cam.transmission_info["attenuation_db_per_cm"] == 0.5
+    assert s.bit_depth == 12 and cam.frame_shape == (64, 64)
     px_per_fiber = abs(cam.config.coupling.magnification) * fp.pitch_um / s.pixel_pitch_um
     assert 3 < px_per_fiber < 5 and abs(px_per_fiber - round(px_per_fiber)) > 0.1
     assert fp.cols * px_per_fiber <= s.width_px  # the whole face is on the sensor

@@ -66,9 +66,9 @@ def test_default_run_in_an_empty_folder(tmp_path):
     ]
     assert (out / "device.key").stat().st_mode & 0o777 == 0o600
     key = Key.load(out / "device.key")
-    assert key.config.rows == 64 and key.config.block_size == 8
+    assert key.config.rows == 16 and key.config.block_size == 4
     frame = np.asarray(Image.open(out / "grace_hopper_raw.png"))
-    assert frame.dtype == np.uint16 and frame.shape == (256, 256) and frame.max() <= 4095
+    assert frame.dtype == np.uint16 and frame.shape == (64, 64) and frame.max() <= 4095
     side = json.loads((out / "grace_hopper.json").read_text())
     assert side["key_fingerprint"] == key.fingerprint
     assert "seed" not in side["camera"]["faceplate"]  # the key seed is the key: never logged
@@ -76,6 +76,12 @@ def test_default_run_in_an_empty_folder(tmp_path):
         "grace_hopper.jpg" in side["scene"]["source"] and "public domain" in side["scene"]["source"]
     )
     assert side["exposure"]["mode"] == "auto" and side["exposure"]["exposure_s"] > 0
+    # the frame comes from the part as printed, and the sidecar says so (aggregates only)
+    tr = side["transmission"]
+    assert tr["source"] == "printed" and tr["process"] == "resin"
+    assert tr["attenuation_db_per_cm"] == 0.5 and tr["bundle_length_mm"] > 0
+    assert tr["transmission_mean"] == pytest.approx(float(np.mean(key.transmission)))
+    assert all(isinstance(v, str | int | float) for v in tr.values())
     assert side["statistics"]["max_dn"] == int(frame.max())
     assert side["statistics"]["mean_dn"] == pytest.approx(frame.mean())
     lines = res.stdout.strip().splitlines()

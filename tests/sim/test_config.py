@@ -17,11 +17,16 @@ def test_default_toml_loads_and_matches_the_printable_design():
     cfg = load_config(default_config_path())
     assert cfg == CameraConfig.default()
     assert cfg.exposure == "auto"
-    assert cfg.sensor.bit_depth == 12 and (cfg.sensor.height_px, cfg.sensor.width_px) == (256, 256)
+    assert cfg.sensor.bit_depth == 12 and (cfg.sensor.height_px, cfg.sensor.width_px) == (64, 64)
     # preset values survive the override of the ROI
     assert cfg.sensor.read_noise_e == PRESETS["imx174"].read_noise_e
-    # fov omitted: the scene just spans the 64 mm face behind the 80 mm lens
-    assert cfg.scene_fov_deg == pytest.approx(math.degrees(2 * math.atan(32 / 80)))
+    # fov omitted: the scene just spans the 16 mm face behind the 20 mm lens
+    assert cfg.scene_fov_deg == pytest.approx(math.degrees(2 * math.atan(8 / 20)))
+    # the faceplate transmission is the printed part's unless a config says otherwise
+    assert cfg.transmission.source == "printed" and cfg.transmission.process == "resin"
+    assert CameraConfig.model_validate({**cfg.model_dump(), "transmission": {}}).transmission == (
+        cfg.transmission.model_copy(update={"attenuation_db_per_cm": None})
+    )
 
 
 def test_unknown_and_bad_fields_fail_at_load_with_their_name(tmp_path, make_small):

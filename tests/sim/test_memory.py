@@ -14,6 +14,9 @@ from sim.config import CameraConfig
 from sim.memory import camera_memory, check_camera_memory, frames_memory
 
 BASE = CameraConfig.default().model_dump()
+# the camera's own operators (routing for the printed transmission is estimated separately,
+# test_printed_routing_is_estimated)
+BASE["transmission"] = {"source": "assumed"}
 
 
 def _config(**changes) -> CameraConfig:
@@ -69,7 +72,7 @@ def test_impossible_cameras_are_refused_in_milliseconds():
     for changes in (
         {"faceplate__rows": 8192, "faceplate__cols": 8192},
         {"sensor__width_px": 65536, "sensor__height_px": 65536},
-        {"coupling__blur_um": 1000.0},
+        {"coupling__blur_um": 1000.0, "sensor__width_px": 256, "sensor__height_px": 256},
         {"samples_per_pitch": 64.0, "scene__shape_px": [8192, 8192]},
     ):
         config = _config(**changes)
@@ -89,4 +92,15 @@ def test_the_budget_can_be_raised(monkeypatch):
 
 def test_frames_memory_counts_the_stack():
     config = _config()
-    assert frames_memory(config, 10_000) > 10_000 * 256 * 256 * 2
+    h, w = config.sensor.height_px, config.sensor.width_px
+    assert frames_memory(config, 10_000) > 10_000 * h * w * 2
+
+
+def test_printed_routing_is_estimated():
+    from fabrication.export import routing_memory
+
+    assumed = camera_memory(_config())
+    printed = camera_memory(_config(transmission__source="printed"))
+    assert "printed" not in assumed
+    assert printed["printed"] == routing_memory(16 * 16)
+    assert printed["total"] >= assumed["total"]

@@ -1,0 +1,77 @@
+"""The default camera as printed: privacy, the authorised view, and the light it passes.
+
+Targets for the default device (resin, 0.5 dB/cm): mean fiber transmission of the printed
+part >= 10 %, the capture unscrambled with the key correlates >= 0.9 with the conventional
+camera's view, and the frame's correlation with the scene (the block-mean thumbnail leak)
+stays below 0.1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fabrication.printed import printed_transmission
+from optics.faceplate import keygen, scramble
+from sim.camera import Camera
+from sim.io import default_scene_path, read_image
+from sim.scene import resample_area
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
+
+
+@pytest.fixture(scope="module")
+def device():
+    cam = Camera.default()
+    scene = cam.prepare_scene(read_image(default_scene_path()).data)
+    t = cam.exposure_for(scene)
+    rng = np.random.default_rng(3)
+    frame = cam.capture(scene, rng=rng, exposure_s=t)
+    conv_cam = cam.conventional()
+    conv = conv_cam.capture(scene, rng=rng, exposure_s=t)
+    return cam, scene, t, frame, conv_cam, conv
+
+
+def test_default_device_is_simulated_as_printed(device) -> None:
+    cam = device[0]
+    assert cam.transmission_info["source"] == "printed"
+    key = keygen(cam.config.faceplate.model_copy(update={"transmission_mean": 0.05}))
+    assert np.array_equal(cam.key.routing, key.routing)
+    pt = printed_transmission(cam.key, cam.config.transmission.process_config())
+    np.testing.assert_array_equal(cam.key.transmission, pt.total)  # what export prints
+    assert cam.transmission_info["bundle_length_mm"] == pytest.approx(pt.bundle_length_mm, abs=1e-3)
+
+
+def test_default_capture_unscrambled_matches_the_conventional_view(device) -> None:
+    cam, scene, t, frame, conv_cam, conv = device
+    view = cam.unscramble(frame, exposure_s=t)
+    plain = conv_cam.unscramble(conv, exposure_s=t)
+    assert _corr(view, plain) >= 0.9
+    rows, cols = cam.config.faceplate.rows, cam.config.faceplate.cols
+    assert _corr(view, resample_area(scene, (rows, cols))) >= 0.9
+
+
+def test_default_key_hides_the_thumbnail(device) -> None:
+    """Same measure as tests/optics/test_privacy.py, on the default camera's lattice."""
+    cam, scene = device[0], device[1]
+    rows, cols = cam.config.faceplate.rows, cam.config.faceplate.cols
+    grid = resample_area(scene, (rows, cols))
+    assert abs(_corr(scramble(grid, cam.key), grid)) < 0.1
+    assert abs(_corr(cam.readout(device[3], exposure_s=device[2]), grid)) < 0.1
+
+
+def test_default_device_passes_measurable_light(device) -> None:
+    """Regression guard for the router and the transmission model (measured 0.93 %)."""
+    assert float(np.mean(device[0].key.transmission)) >= 0.005
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not reached: a key that hides the scene moves fibers across the face, and the "
+    "guaranteed braid routes it at about 8x the bend-aware bound (about 300 mm on 16 x 16 "
+    "fibers), which transmits under 1 % at 0.5 dB/cm; see tutorial 3",
+)
+def test_default_device_transmits_at_least_ten_percent(device) -> None:
+    assert float(np.mean(device[0].key.transmission)) >= 0.10

@@ -1,0 +1,185 @@
+"""A camera simulated as printed: its transmission, the cache, and what the frame shows."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+import fabrication.printed as fprinted
+import sim.printed as sprinted
+from fabrication.process import ProcessConfig
+from optics.faceplate import keygen
+from sim.camera import Camera
+from sim.config import CameraConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    """A fresh cache folder for one test."""
+    monkeypatch.setenv("KEYCAM_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "printed"
+
+
+def _printed(make_small, **transmission) -> CameraConfig:
+    return make_small(transmission={"source": "printed", **transmission})
+
+
+def test_camera_uses_the_printed_transmission_of_its_key(make_small, cache) -> None:
+    cfg = _printed(make_small)
+    cam = Camera(cfg)
+    key = keygen(cfg.faceplate)
+    want = fprinted.printed_transmission(key, ProcessConfig.preset("resin"))
+    assert np.array_equal(cam.key.routing, key.routing)
+    np.testing.assert_array_equal(cam.key.transmission, want.total)
+    assert np.array_equal(cam.key.bias, key.bias) and np.array_equal(cam.key.dead, key.dead)
+    info = cam.transmission_info
+    assert info == {"source": "printed", **want.summary()}
+    # the recipe records the printed mean; the conventional twin transmits that mean
+    assert cam.config.faceplate.transmission_mean == pytest.approx(want.total.mean())
+    conv = cam.conventional()
+    np.testing.assert_allclose(conv.key.transmission, want.total.mean())
+    assert conv.transmission_info["source"] == "assumed"
+    # a key that already holds the printed transmission is the same device again
+    assert Camera(cfg, cam.key).key == cam.key
+
+
+def test_assumed_source_keeps_the_keys_own_transmission(make_small, cache) -> None:
+    cfg = make_small(transmission={"source": "assumed"})
+    cam = Camera(cfg)
+    assert cam.key == keygen(cfg.faceplate)
+    assert cam.transmission_info["source"] == "assumed"
+    assert cam.transmission_info["transmission_mean"] == pytest.approx(
+        float(np.mean(cam.key.transmission))
+    )
+    assert not cache.exists()  # nothing routed, nothing cached
+
+
+def test_frame_brightness_follows_the_printed_transmission(make_small, cache) -> None:
+    """At one exposure the light on the sensor scales fiber by fiber with the transmission.
+
+    Without stray light, crosstalk or dead fibers the photons per second on the sensor are
+    Σ_i c_i T_i (c_i: light entering fiber i times the relay's collection of its output
+    site, both public), so printed/assumed = Σ c_i T_printed,i / Σ c_i T_assumed,i.
+    """
+    fp = {"bias_photons_per_s": 0.0, "crosstalk_in": 0.0, "crosstalk_out": 0.0}
+    base = make_small()
+    face = {**base.faceplate.model_dump(), **fp}
+    assumed = Camera(make_small(faceplate=face))
+    printed = Camera(make_small(faceplate=face, transmission={"source": "printed"}))
+    scene = np.full((32, 32), 0.5)
+    into = assumed.sampling_operator @ (assumed.lens_operator @ scene.ravel())
+    out_col = np.asarray(assumed.coupling_operator.sum(axis=0)).ravel()
+    c = into * out_col[assumed.key.routing]
+    want = (c @ printed.key.transmission) / (c @ assumed.key.transmission)
+    got = printed.photon_rate(scene).sum() / assumed.photon_rate(scene).sum()
+    assert got == pytest.approx(want, rel=1e-9)
+    assert want < 0.8  # printed resin transmits clearly less than the assumed 5 %
+    # and the frames say so: same exposure, the signal above the sensor's offset (black
+    # level and dark signal) in that ratio, up to shot and read noise
+    t = 0.01  # nothing near saturation: clipping would bend the ratio
+    assert assumed.expected_dn(scene, exposure_s=t).max() < 0.5 * assumed.sensor.max_dn
+    _, offset = assumed.sensor.affine(t)
+    rng = np.random.default_rng(1)
+    fa = assumed.capture(scene, rng=rng, exposure_s=t, frames=16) - offset
+    fb = printed.capture(scene, rng=rng, exposure_s=t, frames=16) - offset
+    assert fb.sum() / fa.sum() == pytest.approx(want, rel=0.02)
+
+
+def test_transmission_is_computed_once_and_cached_privately(make_small, cache, monkeypatch):
+    calls = []
+    real = fprinted.printed_transmission
+
+    def counting(key, process):
+        calls.append(key.fingerprint)
+        return real(key, process)
+
+    monkeypatch.setattr(fprinted, "printed_transmission", counting)
+    cfg = _printed(make_small)
+    first = Camera(cfg)
+    second = Camera(cfg)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(first.key.transmission, second.key.transmission)
+    files = list(cache.iterdir())
+    assert len(files) == 1
+    assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    assert first.key.fingerprint not in files[0].name  # named by a one-way digest
+    assert REPO not in files[0].resolve().parents
+    # another process (attenuation) is another entry
+    Camera(_printed(make_small, attenuation_db_per_cm=0.3))
+    assert len(calls) == 2 and len(list(cache.iterdir())) == 2
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b"garbage",
+        lambda b: b[: len(b) // 2],
+        lambda b: b[:-9] + bytes([b[-9] ^ 0xFF]) + b[-8:],
+        lambda b: b"",
+    ],
+)
+def test_a_damaged_cache_entry_is_recomputed(make_small, cache, monkeypatch, damage) -> None:
+    cfg = _printed(make_small)
+    good = Camera(cfg).key.transmission.copy()
+    (entry,) = cache.iterdir()
+    entry.write_bytes(damage(entry.read_bytes()))
+    calls = []
+    real = fprinted.printed_transmission
+    monkeypatch.setattr(
+        fprinted, "printed_transmission", lambda k, p: calls.append(1) or real(k, p)
+    )
+    np.testing.assert_array_equal(Camera(cfg).key.transmission, good)
+    assert calls == [1]
+    # repaired: the next camera reads it again
+    Camera(cfg)
+    assert calls == [1]
+
+
+def test_an_entry_for_another_key_is_not_trusted(make_small, cache) -> None:
+    cfg = _printed(make_small)
+    Camera(cfg)
+    (entry,) = cache.iterdir()
+    other = _printed(make_small).with_key_seed(11)
+    key = keygen(other.faceplate)
+    digest = fprinted.routing_digest(key, ProcessConfig.preset("resin"))
+    # put the first key's entry where the second key's belongs
+    entry.rename(cache / f"{digest[:40]}.bin")
+    cam = Camera(other)
+    want = fprinted.printed_transmission(key, ProcessConfig.preset("resin")).total
+    np.testing.assert_array_equal(cam.key.transmission, want)
+
+
+def test_cache_folder_is_a_user_cache_overridable_by_environment(monkeypatch, tmp_path) -> None:
+    for var in ("KEYCAM_CACHE_DIR", "KEYCAM_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert sprinted.cache_dir() == tmp_path / "home" / ".cache" / "keycam" / "printed"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert sprinted.cache_dir() == tmp_path / "xdg" / "keycam" / "printed"
+    monkeypatch.setenv("KEYCAM_CACHE", str(tmp_path / "k"))
+    assert sprinted.cache_dir() == tmp_path / "k" / "printed"
+    monkeypatch.setenv("KEYCAM_CACHE_DIR", str(tmp_path / "kd"))
+    assert sprinted.cache_dir() == tmp_path / "kd" / "printed"
+
+
+def test_an_unwritable_cache_only_costs_time(make_small, tmp_path, monkeypatch) -> None:
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder would go")
+    monkeypatch.setenv("KEYCAM_CACHE_DIR", str(blocker / "cache"))
+    cam = Camera(_printed(make_small))
+    assert cam.transmission_info["source"] == "printed"
+    assert blocker.read_text().startswith("a file")
+
+
+def test_bad_transmission_tables_fail_at_load_time(make_small) -> None:
+    for bad in ({"source": "measured"}, {"process": "glass"}, {"attenuation_db_per_cm": -1},
+                {"attenuation": 0.5}):  # fmt: skip
+        with pytest.raises(ValidationError, match="transmission"):
+            make_small(transmission=bad)
