@@ -26,11 +26,18 @@ the shuffles of the rigid blocks.
 from __future__ import annotations
 
 import hashlib
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from fabrication.decompose import decompose_grid_few_passes, lds_at_most_two, line_passes
+from fabrication.decompose import (
+    decompose_grid_few_passes,
+    grid_decompositions,
+    lds_at_most_two,
+    line_passes,
+)
 from optics.faceplate import lattice as lat
 
 __all__ = ["Phase", "block_structure", "layouts", "phase_plans"]
@@ -127,23 +134,54 @@ def block_structure(
     return lr * cols + lc, block_dest
 
 
-def _decompose(sr, sc, dr, dc, rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
-    return decompose_grid_few_passes(sr, sc, dr, dc, rows, cols, tries=8, rng=rng)
+def _decompose(
+    sr, sc, dr, dc, rows: int, cols: int, rng: np.random.Generator, tries: int = 8
+) -> np.ndarray:
+    return decompose_grid_few_passes(sr, sc, dr, dc, rows, cols, tries=tries, rng=rng)
+
+
+#: Edge colourings tried per block of a block-local routing, and for the grid of blocks.
+LOCAL_TRIES = 48
+BLOCK_TRIES = 64
 
 
 def _local_rows(
     routing: np.ndarray, rows: int, cols: int, b: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Intermediate row of every fiber for a block-local routing (each block on its own)."""
+    """Intermediate row of every fiber for a block-local routing (each block on its own).
+
+    All blocks move in the same stages, so a phase needs as many passes as its worst block.
+    Every block's candidate decompositions are collected, the pass pattern ``(p1, p2, p3)``
+    with the fewest passes that every block can meet is chosen, and each block takes its
+    candidate within that pattern with the smallest squared displacement.
+    """
     n = rows * cols
     sr, sc = np.divmod(np.arange(n), cols)
     dr, dc = np.divmod(routing, cols)
     k = np.empty(n, dtype=np.int64)
     bid = lat.block_ids(rows, cols, b)
     org = lat.block_origins(rows, cols, b)
+    cands = []
     for blk, (r0, c0, h, w) in enumerate(org):
         f = np.flatnonzero(bid == blk)
-        k[f] = r0 + _decompose(sr[f] - r0, sc[f] - c0, dr[f] - r0, dc[f] - c0, h, w, rng)
+        cands.append(
+            grid_decompositions(
+                sr[f] - r0, sc[f] - c0, dr[f] - r0, dc[f] - c0, h, w, tries=LOCAL_TRIES, rng=rng
+            )
+        )
+    top = [max(c[0][i] for cb in cands for c in cb) for i in range(3)]
+    patterns = sorted(itertools.product(*(range(t + 1) for t in top)), key=lambda p: (sum(p), p))
+    for pattern in patterns:
+        picks = []
+        for cb in cands:
+            fit = [c for c in cb if all(x <= y for x, y in zip(c[0], pattern, strict=True))]
+            if not fit:
+                break
+            picks.append(min(fit, key=lambda c: c[1])[2])
+        else:
+            break
+    for blk, (r0, _c0, _h, _w) in enumerate(org):
+        k[bid == blk] = r0 + picks[blk]
     return k
 
 
@@ -170,8 +208,21 @@ def _three_phases(
     ]
 
 
-def phase_plans(routing: np.ndarray, rows: int, cols: int, b: int) -> dict[str, list[Phase]]:
+def phase_plans(
+    routing: np.ndarray,
+    rows: int,
+    cols: int,
+    b: int,
+    *,
+    move_length: Callable[[float], float] | None = None,
+    pitch_mm: float = 1.0,
+    lane_mm: float = 0.5,
+) -> dict[str, list[Phase]]:
     """Candidate decompositions of ``routing`` into phases, by name.
+
+    ``move_length`` (z-length in mm of a stage whose largest lateral move is the argument, in
+    mm), ``pitch_mm`` and ``lane_mm`` (routing pitch and lane spacing) rank the decompositions
+    of the grid of blocks by estimated length; without it, by fewest passes.
 
     ``"block"`` (every key block on its own; block-local keys), ``"global"`` (the whole grid),
     and ``"two_level"`` (shuffles inside the blocks, then the rigid blocks shuffled on the
@@ -205,7 +256,28 @@ def phase_plans(routing: np.ndarray, rows: int, cols: int, b: int) -> dict[str, 
         kb = np.arange(nbr * nbc)
         br, bc = np.divmod(kb, nbc)
         tbr, tbc = np.divmod(block_dest, nbc)
-        inter_c = _decompose(bc, br, tbc, tbr, nbc, nbr, rng)  # intermediate block column
+        # intermediate block column: the candidate with the shortest estimated block phases
+        cands = grid_decompositions(bc, br, tbc, tbr, nbc, nbr, tries=BLOCK_TRIES, rng=rng)
+        if move_length is None:
+            inter_c = min(cands, key=lambda c: (sum(c[0]), c[1]))[2]
+        else:
+            scale = b * pitch_mm
+
+            def estimate(c) -> tuple[float, float]:
+                k = c[2]
+                moves = (np.abs(k - bc).max(), np.abs(tbr - br).max(), np.abs(tbc - k).max())
+                total = 0.0
+                for p, m in zip(c[0], moves, strict=True):
+                    if p == 1:
+                        total += move_length(m * scale + 0.5 * lane_mm)
+                    elif p > 1:  # radix passes: halving moves, a lane step between passes
+                        for j in range(p):
+                            step = min(float(m), 2.0 ** (p - 1 - j))
+                            total += move_length(step * scale + 0.5 * lane_mm)
+                        total += (p - 1) * move_length(lane_mm)
+                return total, c[1]
+
+            inter_c = min(cands, key=estimate)[2]
         lr, lc = np.divmod(local, cols)
         blk = bid[local]  # block of every fiber (its own)
         off_r, off_c = lr - br[blk] * b, lc - bc[blk] * b

@@ -31,9 +31,11 @@ __all__ = [
     "LinePasses",
     "decompose_grid",
     "decompose_grid_few_passes",
+    "grid_decompositions",
     "is_two_lane",
     "lds_at_most_two",
     "line_passes",
+    "phase_passes",
     "two_lane_split",
 ]
 
@@ -129,7 +131,7 @@ def _edge_colouring(
     return colour
 
 
-def _passes(line: np.ndarray, cur: np.ndarray, tgt: np.ndarray) -> int:
+def phase_passes(line: np.ndarray, cur: np.ndarray, tgt: np.ndarray) -> int:
     """Two-lane passes a phase needs: 0 (nothing moves), 1 (every line a union of two
     increasing sequences) or the radix count of the longest line."""
     if np.array_equal(cur, tgt):
@@ -142,6 +144,66 @@ def _passes(line: np.ndarray, cur: np.ndarray, tgt: np.ndarray) -> int:
         if single and not lds_at_most_two(np.argsort(np.argsort(tgt[g], kind="stable"))):
             single = False
     return 1 if single else int(np.ceil(np.log2(longest)))
+
+
+def grid_decompositions(
+    src_row: np.ndarray,
+    src_col: np.ndarray,
+    dst_row: np.ndarray,
+    dst_col: np.ndarray,
+    rows: int,
+    cols: int,
+    *,
+    tries: int = 8,
+    rng: np.random.Generator,
+) -> list[tuple[tuple[int, int, int], float, np.ndarray]]:
+    """Candidate column / row / column decompositions with their two-lane pass counts.
+
+    Tries the default edge colouring and ``tries - 1`` random ones (``rng``); each colour
+    class is assigned to a row by the displacement-minimising assignment and, for grids of
+    at most 6 rows, by every assignment.
+
+    Returns
+    -------
+    list of ((p1, p2, p3), sq, k)
+        Passes of each phase (:func:`phase_passes`), squared phase-1 and phase-3
+        displacement (sites²) and the intermediate rows ``k`` (as in :func:`decompose_grid`).
+    """
+    src_row = np.asarray(src_row, dtype=np.int64)
+    src_col = np.asarray(src_col, dtype=np.int64)
+    dst_row = np.asarray(dst_row, dtype=np.int64)
+    dst_col = np.asarray(dst_col, dtype=np.int64)
+    n = rows * cols
+    if rows == 1 or n <= 1:
+        k = decompose_grid(src_row, src_col, dst_row, dst_col, rows, cols)
+        return [((phase_passes(src_col, src_row, k), phase_passes(k, src_col, dst_col),
+                  phase_passes(dst_col, k, dst_row)), 0.0, k)]  # fmt: skip
+    out = []
+    seen: set[bytes] = set()
+    rr = np.arange(rows)
+    for t in range(max(1, tries)):
+        if t == 0:
+            colour = _edge_colouring(src_col, dst_col, rows, cols)
+        else:
+            colour = _edge_colouring(
+                src_col, dst_col, rows, cols, rng.permutation(cols), rng.permutation(n)
+            )
+        p2 = phase_passes(colour, src_col, dst_col)  # phase 2 does not depend on the rows
+        cost = np.zeros((rows, rows))
+        np.add.at(cost, colour, (src_row[:, None] - rr) ** 2 + (dst_row[:, None] - rr) ** 2)
+        ci, ri = linear_sum_assignment(cost)
+        assignments = [ri[np.argsort(ci)]]
+        if rows <= 6:
+            assignments += [np.array(a) for a in itertools.permutations(range(rows))]
+        for row_of_colour in assignments:
+            k = row_of_colour[colour]
+            tag = k.tobytes()
+            if tag in seen:
+                continue
+            seen.add(tag)
+            passes = (phase_passes(src_col, src_row, k), p2, phase_passes(dst_col, k, dst_row))
+            out.append((passes, float(cost[np.arange(rows), row_of_colour].sum()), k))
+    return out
 
 
 def decompose_grid_few_passes(
@@ -157,44 +219,14 @@ def decompose_grid_few_passes(
 ) -> np.ndarray:
     """Like :func:`decompose_grid`, choosing among colourings and row assignments.
 
-    Tries the default colouring and ``tries - 1`` random ones (``rng``); each colour class is
-    assigned to a row by the displacement-minimising assignment and, for grids of at most 6
-    rows, by every assignment. Returns the intermediate rows with the fewest two-lane passes
-    over the three phases (ties: smallest squared displacement) — fewer passes mean fewer
-    stages, and each stage costs an S-curve.
+    Of the candidates of :func:`grid_decompositions` returns the intermediate rows with the
+    fewest two-lane passes over the three phases (ties: smallest squared displacement) —
+    fewer passes mean fewer stages, and each stage costs an S-curve.
     """
-    src_row = np.asarray(src_row, dtype=np.int64)
-    src_col = np.asarray(src_col, dtype=np.int64)
-    dst_row = np.asarray(dst_row, dtype=np.int64)
-    dst_col = np.asarray(dst_col, dtype=np.int64)
-    n = rows * cols
-    if rows == 1 or n <= 1:
-        return decompose_grid(src_row, src_col, dst_row, dst_col, rows, cols)
-    best: tuple[tuple[int, float], np.ndarray] | None = None
-    rr = np.arange(rows)
-    for t in range(max(1, tries)):
-        if t == 0:
-            colour = _edge_colouring(src_col, dst_col, rows, cols)
-        else:
-            colour = _edge_colouring(
-                src_col, dst_col, rows, cols, rng.permutation(cols), rng.permutation(n)
-            )
-        p2 = _passes(colour, src_col, dst_col)  # phase 2 does not depend on the rows
-        cost = np.zeros((rows, rows))
-        np.add.at(cost, colour, (src_row[:, None] - rr) ** 2 + (dst_row[:, None] - rr) ** 2)
-        ci, ri = linear_sum_assignment(cost)
-        assignments = [ri[np.argsort(ci)]]
-        if rows <= 6:
-            assignments += [np.array(a) for a in itertools.permutations(range(rows))]
-        for row_of_colour in assignments:
-            k = row_of_colour[colour]
-            score = (
-                _passes(src_col, src_row, k) + p2 + _passes(dst_col, k, dst_row),
-                float(cost[np.arange(rows), row_of_colour].sum()),
-            )
-            if best is None or score < best[0]:
-                best = (score, k)
-    return best[1]
+    cands = grid_decompositions(
+        src_row, src_col, dst_row, dst_col, rows, cols, tries=tries, rng=rng
+    )
+    return min(cands, key=lambda c: (sum(c[0]), c[1]))[2]
 
 
 def is_two_lane(perm: np.ndarray) -> bool:

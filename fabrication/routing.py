@@ -42,7 +42,7 @@ from optics.faceplate import lattice as lat
 
 #: Version of the construction; changes whenever the same key may route differently (cached
 #: printed transmissions are keyed by it).
-ROUTE_VERSION = 2
+ROUTE_VERSION = 3
 
 __all__ = [
     "ROUTE_VERSION",
@@ -429,7 +429,17 @@ def route_permutation(
     clearance, t = process.min_pitch_mm, process.tan_tilt
     best: Route | None = None
     fans: dict = {}
-    for name, phases in phase_plans(routing, rows, cols, block_size).items():
+    est_pitch, est_lane = routing_pitches(face, process, merged=True)
+    plans = phase_plans(
+        routing,
+        rows,
+        cols,
+        block_size,
+        move_length=lambda d: min_stage_length(d, t, radius)[0],
+        pitch_mm=est_pitch,
+        lane_mm=est_lane,
+    )
+    for name, phases in plans.items():
         for merged in styles[lanes]:
             pitch, lane = routing_pitches(face, process, merged=merged)
             grid = layouts(phases, rows, cols, pitch, lane, merged=merged)

@@ -77,3 +77,35 @@ def test_reversal_needs_log2_passes_and_two_lane_permutations_one() -> None:
 def test_line_passes_rejects_non_permutations() -> None:
     with pytest.raises(ValueError, match="permutation"):
         line_passes(np.array([0, 0, 1]))
+
+
+def test_grid_decompositions_are_valid_and_count_their_passes() -> None:
+    from fabrication.decompose import grid_decompositions, lds_at_most_two
+
+    rng = np.random.default_rng(3)
+    rows = cols = 4
+    perm = rng.permutation(16)
+    sr, sc = np.divmod(np.arange(16), cols)
+    dr, dc = np.divmod(perm, cols)
+    cands = grid_decompositions(sr, sc, dr, dc, rows, cols, tries=4, rng=rng)
+    assert len(cands) > 24  # every row assignment of a 4-row grid, for several colourings
+    assert len({c[2].tobytes() for c in cands}) == len(cands)  # no duplicates
+
+    def passes(line, cur, tgt) -> int:  # independent count: 0, 1 or log2(4) = 2
+        if np.array_equal(cur, tgt):
+            return 0
+        ok = True
+        for v in np.unique(line):
+            m = line == v
+            order = np.argsort(cur[m])
+            ok &= lds_at_most_two(np.argsort(np.argsort(tgt[m][order])))
+        return 1 if ok else 2
+
+    for (p1, p2, p3), sq, k in cands:
+        for c in range(cols):
+            assert sorted(k[sc == c]) == list(range(rows))
+            assert sorted(k[dc == c]) == list(range(rows))
+        for r in range(rows):
+            assert sorted(dc[k == r]) == list(range(cols))
+        assert (p1, p2, p3) == (passes(sc, sr, k), passes(k, sc, dc), passes(dc, k, dr))
+        assert sq == float(np.sum((sr - k) ** 2 + (dr - k) ** 2))

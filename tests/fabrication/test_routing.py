@@ -182,3 +182,56 @@ def test_an_open_face_needs_no_fan(make_key, resin: ProcessConfig) -> None:
     assert packed.stages[0].max_move_mm > 5.0  # the packed face fans out first
     assert open_route.length_mm < packed.length_mm
     assert _independent_min_distance(open_route) >= 1.0 - 0.01
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_blocks_share_one_pass_pattern_fewer_passes_than_per_block_choice(
+    seed: int, make_key
+) -> None:
+    """All blocks move in the same stages, so a phase needs the passes of its worst block.
+
+    Choosing each block's fewest-pass decomposition on its own leaves some block with two
+    passes in every phase (six passes in all for these keys); choosing one pattern that every
+    block can meet needs at most five.
+    """
+    from fabrication._optics import lattice as lat
+
+    from fabrication.braid import phase_plans
+    from fabrication.decompose import decompose_grid_few_passes, phase_passes
+
+    routing = np.asarray(make_key(16, 4, False, seed).routing)
+    used = [p.n_passes for p in phase_plans(routing, 16, 16, 4)["block"]]
+    bid = lat.block_ids(16, 16, 4)
+    sr, sc = np.divmod(np.arange(256), 16)
+    dr, dc = np.divmod(routing, 16)
+    rng = np.random.default_rng(0)
+    k = np.empty(256, dtype=np.int64)
+    for blk, (r0, c0, h, w) in enumerate(lat.block_origins(16, 16, 4)):
+        f = np.flatnonzero(bid == blk)
+        k[f] = r0 + decompose_grid_few_passes(
+            sr[f] - r0, sc[f] - c0, dr[f] - r0, dc[f] - c0, h, w, tries=8, rng=rng
+        )
+    lines = (bid * 16 + sc, bid * 16 + k, bid * 16 + dc)  # lines stay inside their blocks
+    separate = [
+        phase_passes(lines[0], sr, k),
+        phase_passes(lines[1], sc, dc),
+        phase_passes(lines[2], k, dr),
+    ]
+    assert sum(separate) == 6
+    assert sum(used) <= 5 and all(1 <= p <= 2 for p in used)
+
+
+@pytest.mark.parametrize("rows,cols,seed", [(5, 6, 0), (6, 6, 1)])
+def test_any_permutation_routes_checked_and_above_the_bound(
+    rows: int, cols: int, seed: int, resin: ProcessConfig
+) -> None:
+    """A plain random permutation (no block structure) is routed collision-free."""
+    from fabrication.routing import bend_bound_mm
+
+    routing = np.random.default_rng(seed).permutation(rows * cols)
+    face = face_geometry("square", rows, cols, 1000.0, resin)
+    route = route_permutation(face, routing, 2, resin)
+    rep = run_checks(route, sample_route(route, resin), resin, 2)
+    assert rep.passed, [c.message(cols) for c in rep.failures()]
+    assert route.length_mm > bend_bound_mm(face, routing, resin)
+    assert _independent_min_distance(route) >= 1.0 - 0.01
