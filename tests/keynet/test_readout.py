@@ -51,8 +51,8 @@ def _net(seed: int) -> LeNet:
 def test_realistic_camera_has_the_default_camera_s_imperfections() -> None:
     """The camera as built keeps the default camera's crosstalk, dead-fiber rate, fiber
     transmission and stray light, relay and sensor; only the lattice, scene grid, key blocks,
-    lens focal length and sensor ROI are matched to the 28×28 digits. The ideal one differs only in crosstalk,
-    dead fibers and relay blur."""
+    lens focal length and sensor ROI are matched to the 28×28 digits. The ideal one differs
+    only in crosstalk, dead fibers and relay blur."""
     from sim.config import CameraConfig, load_config
 
     default = CameraConfig.default()
