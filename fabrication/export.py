@@ -10,6 +10,7 @@ Library use::
 Command line::
 
     python -m fabrication.export KEY [-o DIR] [--process resin|fdm] [--attenuation DB_PER_CM]
+                                     [--lens-f-number N] [--pupil-distance MM]
                                      [--report report.json] [--write-transmission KEY_OUT]
                                      [--force] [--quiet] [--no-matrix] [--no-3mf]
 
@@ -53,10 +54,11 @@ import numpy as np
 from fabrication.checks import CheckReport, run_checks
 from fabrication.mesh import bundle_meshes, is_watertight
 from fabrication.meshio import write_3mf, write_stl
+from fabrication.printed import PrintedTransmission
 from fabrication.process import PRESETS, ProcessConfig, face_geometry
 from fabrication.routing import Route, route_permutation
 from fabrication.sampling import Polylines, sample_route
-from fabrication.transmission import fiber_transmission
+from fabrication.transmission import Launch, fiber_transmission
 from keycam.cli import ArgumentParser, CLIError, progress, run
 
 __all__ = [
@@ -196,6 +198,18 @@ def _parser() -> ArgumentParser:
         metavar="DB_PER_CM",
         help="propagation loss of the core material, dB/cm (default: the process preset's)",
     )
+    p.add_argument(
+        "--lens-f-number",
+        metavar="N",
+        help="working f-number of the camera lens that fills the fibers: the bend loss of its "
+        "cone instead of a uniformly filled acceptance cone (the worst case)",
+    )
+    p.add_argument(
+        "--pupil-distance",
+        metavar="MM",
+        help="with --lens-f-number: distance from the input face to the lens's exit pupil, "
+        "mm (the chief ray tilts towards the face's edge); default: telecentric",
+    )
     p.add_argument("--report", help="write the check report as JSON to this file")
     p.add_argument(
         "--write-transmission",
@@ -209,6 +223,29 @@ def _parser() -> ArgumentParser:
     )
     p.add_argument("--no-3mf", action="store_true", help="skip the 3MF file")
     return p
+
+
+def _positive(option: str, text: str | None, unit: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise CLIError(f"{option}: expected a number ({unit}), got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise CLIError(f"{option}: must be a finite number > 0 ({unit}), got {value:g}")
+    return value
+
+
+def _launch(f_number: str | None, pupil_mm: str | None) -> Launch | None:
+    """The lens launch the options describe (``None``: acceptance uniformly filled)."""
+    n = _positive("--lens-f-number", f_number, "working f-number")
+    d = _positive("--pupil-distance", pupil_mm, "mm")
+    if n is None:
+        if d is not None:
+            raise CLIError("--pupil-distance needs --lens-f-number")
+        return None
+    return Launch.from_f_number(n, d)
 
 
 def _size(path: Path) -> str:
@@ -246,6 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not (math.isfinite(att) and att >= 0):
             raise CLIError(f"--attenuation: must be a finite number >= 0 dB/cm, got {att:g}")
         overrides["attenuation_db_per_cm"] = att
+    launch = _launch(args.lens_f_number, args.pupil_distance)
     with OutputSet(overwrite=args.force, inputs=[key_path]) as outputs:
         for p in targets.values():
             outputs.plan(p)
@@ -315,8 +353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bodies.append(("matrix", lambda: iter([matrix])))
             with outputs.staging(targets["3mf"]) as tmp:
                 write_3mf(tmp, bodies, overwrite=True)
+        printed = PrintedTransmission.from_device(device, launch)
         if args.write_transmission:
-            new_key = key.with_transmission(device.transmission["total"])
+            new_key = key.with_transmission(printed.total)
             with outputs.staging(args.write_transmission) as tmp:
                 new_key.save(tmp, overwrite=True)
         if args.report:
@@ -327,11 +366,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             d["outputs"] = {k: str(v) for k, v in targets.items()}
             d["triangles_cores"] = n_faces
             d["triangles_matrix"] = matrix.n_faces if matrix is not None else None
-            tr = device.transmission
             d["transmission"] = {
                 k: {"min": float(v.min()), "mean": float(v.mean()), "max": float(v.max())}
-                for k, v in tr.items()
+                for k, v in (
+                    ("total", printed.total),
+                    ("attenuation", printed.attenuation),
+                    ("bend", printed.bend),
+                    ("fresnel", printed.fresnel),
+                )
             }
+            d["launch"] = None if launch is None else launch.summary()
             outputs.write_bytes(args.report, json.dumps(d, indent=2).encode())
         written = outputs.commit()
     if not quiet:
@@ -339,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"key {key.fingerprint}: {report.n_fibers} fibers, length {report.length_mm:.1f} mm "
             f"({report.bend_bound_ratio:.1f}x the {report.bend_bound_mm:.1f} mm bend-aware bound, "
             f"{report.length_ratio:.1f}x the {report.lower_bound_mm:.1f} mm straight-line "
-            f"bound), mean transmission {float(np.mean(device.transmission['total'])):.3g}, "
+            f"bound), mean transmission {float(np.mean(printed.total)):.3g}, "
             f"all checks passed; wrote {', '.join(f'{p} ({_size(p)})' for p in written)}"
         )
     return 0

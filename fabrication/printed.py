@@ -19,6 +19,7 @@ import numpy as np
 
 from fabrication.process import ProcessConfig
 from fabrication.routing import ROUTE_VERSION
+from fabrication.transmission import Launch, fiber_transmission
 
 __all__ = ["PrintedTransmission", "printed_transmission", "routing_digest"]
 
@@ -37,6 +38,8 @@ class PrintedTransmission:
         Face-to-face length of the printed bundle, mm.
     process : ProcessConfig
         The process the device was routed and evaluated for.
+    launch : Launch or None
+        The lens cone the bend loss was evaluated for (``None``: acceptance uniformly filled).
     checks_passed : bool
         Whether every manufacturability check passed (the camera refuses a device that
         could not be printed).
@@ -49,11 +52,12 @@ class PrintedTransmission:
     bundle_length_mm: float
     process: ProcessConfig
     checks_passed: bool
+    launch: Launch | None = None
 
     @classmethod
-    def from_device(cls, device) -> PrintedTransmission:
-        """From a built device (:func:`fabrication.export.build`)."""
-        return _from_device(device)
+    def from_device(cls, device, launch: Launch | None = None) -> PrintedTransmission:
+        """From a built device (:func:`fabrication.export.build`), for a launch."""
+        return _from_device(device, launch)
 
     def summary(self) -> dict[str, float | str]:
         """Aggregate figures safe to publish (nothing that reveals the routing)."""
@@ -61,13 +65,16 @@ class PrintedTransmission:
             "process": self.process.name,
             "attenuation_db_per_cm": self.process.attenuation_db_per_cm,
             "bundle_length_mm": round(self.bundle_length_mm, 3),
+            "launch": None if self.launch is None else self.launch.summary(),
+            "bend_mean": float(np.mean(self.bend)),
             "transmission_mean": float(np.mean(self.total)),
             "transmission_min": float(np.min(self.total)),
         }
 
 
-def routing_digest(key, process: ProcessConfig) -> str:
-    """Hex SHA-256 of what the printed transmission depends on (routing, lattice, process).
+def routing_digest(key, process: ProcessConfig, launch: Launch | None = None) -> str:
+    """Hex SHA-256 of what the printed transmission depends on (routing, lattice, process,
+    launch).
 
     A one-way digest: it identifies a cached result without revealing the routing.
     """
@@ -75,13 +82,19 @@ def routing_digest(key, process: ProcessConfig) -> str:
     lattice = {f: getattr(c, f) for f in ("lattice", "rows", "cols", "pitch_um", "block_size")}
     h = hashlib.sha256()
     h.update(f"keycam-printed-transmission/route-v{ROUTE_VERSION}/".encode())
-    h.update(json.dumps({"lattice": lattice, "process": process.model_dump(mode="json")},
-                        sort_keys=True).encode())  # fmt: skip
+    public = {
+        "lattice": lattice,
+        "process": process.model_dump(mode="json"),
+        "launch": None if launch is None else launch.summary(),
+    }
+    h.update(json.dumps(public, sort_keys=True).encode())
     h.update(np.ascontiguousarray(key.routing, dtype="<i8").tobytes())
     return h.hexdigest()
 
 
-def printed_transmission(key, process: ProcessConfig) -> PrintedTransmission:
+def printed_transmission(
+    key, process: ProcessConfig, launch: Launch | None = None
+) -> PrintedTransmission:
     """Route, sample and check ``key`` with ``process``; transmission of every fiber.
 
     Parameters
@@ -90,6 +103,9 @@ def printed_transmission(key, process: ProcessConfig) -> PrintedTransmission:
         The device key (its routing and lattice; its own transmission is ignored).
     process : ProcessConfig
         Printing process (clearances, bend radius, tilt, attenuation, indices).
+    launch : Launch, optional
+        The lens that fills the fibers; its cone sets the bend loss. ``None``: the acceptance
+        cone uniformly filled (the worst case).
 
     Returns
     -------
@@ -98,11 +114,17 @@ def printed_transmission(key, process: ProcessConfig) -> PrintedTransmission:
     """
     from fabrication.export import build
 
-    return PrintedTransmission.from_device(build(key, process))
+    return PrintedTransmission.from_device(build(key, process), launch)
 
 
-def _from_device(device) -> PrintedTransmission:
+def _from_device(device, launch: Launch | None) -> PrintedTransmission:
     t = device.transmission
+    if launch is not None:
+        face = device.route.face
+        t = fiber_transmission(
+            t["length_mm"], t["min_bend_radius_mm"], device.process, launch=launch,
+            sites_mm=face.sites_mm,
+        )  # fmt: skip
     return PrintedTransmission(
         total=np.asarray(t["total"], dtype=np.float64),
         attenuation=np.asarray(t["attenuation"], dtype=np.float64),
@@ -111,4 +133,5 @@ def _from_device(device) -> PrintedTransmission:
         bundle_length_mm=float(device.report.length_mm),
         process=device.process,
         checks_passed=bool(device.report.passed),
+        launch=launch,
     )

@@ -46,7 +46,7 @@ from sim.colour import prepare_colour_scene
 from sim.config import CameraConfig, load_config
 from sim.memory import check_camera_memory
 from sim.pipeline import AffineStage, Pipeline
-from sim.printed import TransmissionConfig, apply_transmission
+from sim.printed import TransmissionConfig, apply_transmission, lens_launch
 from sim.scene import prepare_scene
 from sim.stages import PublicStages, build_public_stages, check_key
 
@@ -106,7 +106,9 @@ class Camera:
             key = keygen(config.faceplate)
         check_key(config, key)
         # the printed part's transmission (or the key's own, if assumed): sim.printed
-        key, self.transmission_info = apply_transmission(config.transmission, key)
+        key, self.transmission_info = apply_transmission(
+            config.transmission, key, lens_launch(config.lens)
+        )
         self.config: CameraConfig = config.model_copy(update={"faceplate": key.config})
         self.key: Key = key
         parts = _parts if _parts is not None else build_public_stages(self.config)

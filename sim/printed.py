@@ -36,6 +36,7 @@ __all__ = [
     "TransmissionConfig",
     "apply_transmission",
     "cache_dir",
+    "lens_launch",
     "printed_for_key",
 ]
 
@@ -115,8 +116,13 @@ def _decode(data: bytes, digest: str, n: int) -> tuple[np.ndarray, dict[str, Any
         return None
 
 
-def printed_for_key(key, config: TransmissionConfig) -> tuple[np.ndarray, dict[str, Any]]:
+def printed_for_key(
+    key, config: TransmissionConfig, launch=None
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Per-fiber printed transmission of ``key`` and its public summary, cached.
+
+    ``launch`` (:class:`fabrication.transmission.Launch`) is the camera lens's cone; it sets
+    the bend loss. ``None``: the acceptance cone uniformly filled.
 
     Returns
     -------
@@ -135,7 +141,7 @@ def printed_for_key(key, config: TransmissionConfig) -> tuple[np.ndarray, dict[s
     from keycam.fileio import write_bytes_atomic
 
     process = config.process_config()
-    digest = routing_digest(key, process)
+    digest = routing_digest(key, process, launch)
     folder = cache_dir()
     path = folder / f"{digest[:40]}.bin"
     try:
@@ -144,7 +150,7 @@ def printed_for_key(key, config: TransmissionConfig) -> tuple[np.ndarray, dict[s
         hit = None
     if hit is not None:
         return hit
-    pt = printed_transmission(key, process)
+    pt = printed_transmission(key, process, launch)
     if not pt.checks_passed:
         raise ValueError(
             f"key {key.fingerprint} cannot be printed with the {process.name!r} process "
@@ -159,8 +165,10 @@ def printed_for_key(key, config: TransmissionConfig) -> tuple[np.ndarray, dict[s
     return pt.total.copy(), info
 
 
-def apply_transmission(config: TransmissionConfig, key) -> tuple[Any, dict[str, Any]]:
+def apply_transmission(config: TransmissionConfig, key, launch=None) -> tuple[Any, dict[str, Any]]:
     """The key the camera uses, and what its sidecar says about the transmission.
+
+    ``launch`` is the camera lens's cone at the input face (:func:`lens_launch`).
 
     With ``source = "printed"`` the key's transmission is replaced by the printed part's
     (its recipe's ``transmission_mean`` becomes the printed mean); dead fibers, bias and
@@ -175,10 +183,22 @@ def apply_transmission(config: TransmissionConfig, key) -> tuple[Any, dict[str, 
             "transmission_mean": float(t.mean()),
             "transmission_min": float(t.min()),
         }
-    total, info = printed_for_key(key, config)
+    total, info = printed_for_key(key, config, launch)
     mean = float(np.mean(total))
     recipe = key.config.model_copy(update={"transmission_mean": min(max(mean, 1e-12), 1.0)})
     printed = Key(
         recipe, key.routing, total, key.bias, key.dead, key.crosstalk_in, key.crosstalk_out
     )
     return printed, info
+
+
+def lens_launch(lens):
+    """The cone a camera lens launches into the input face (a fabrication ``Launch``).
+
+    A thin lens with its stop at the lens: cone half-angle ``atan(1/(2 N_w))`` at the working
+    f-number, exit pupil at the image distance, so the chief ray to a site at radius ``r``
+    tilts by ``atan(r / s_i)``.
+    """
+    from fabrication.transmission import Launch
+
+    return Launch.from_f_number(lens.working_f_number, lens.image_distance_mm)

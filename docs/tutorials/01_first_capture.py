@@ -19,7 +19,7 @@
 # cores); inside the bundle the fibers are permuted within 4 × 4 blocks and the blocks are
 # permuted too; a relay lens images the 16 mm output face onto a 64 × 64 pixel region of an
 # IMX174-class CMOS sensor. Every fiber transmits what its printed geometry allows — the
-# bundle that routes this key is a few hundred millimetres of resin, so well under 1 % of the
+# bundle that routes this key is about 300 mm of resin, so only about 2 % of the
 # light gets through ([tutorial 3](03_designing_the_faceplate.py) shows why so few fibers).
 # Its configuration, with a comment on every value, is `sim/data/default_camera.toml`.
 #

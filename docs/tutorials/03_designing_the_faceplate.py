@@ -323,14 +323,20 @@ for permute in (False, True):
 #
 # What the designer needs is the **light**: every printed fiber transmits
 # $T = T_{att}\,T_{bend}\,T_{Fresnel}$ — attenuation over its length (0.5 dB/cm for printed
-# resin), loss at its tightest bend, Fresnel loss at both faces.
-# `fabrication.printed.printed_transmission` routes, samples and checks a key exactly as the
-# export does and returns that transmission; it is also what the camera uses by default.
+# resin), loss at its tightest bend, Fresnel loss at both faces. How much a bend strips
+# depends on how steeply light travels in the core, and that is set by the lens in front of
+# the face: its cone (f/2.8: 6.6° inside the core, which a 10 mm bend keeps entirely), tilted
+# towards the edge of the face by the chief ray. Each face here sits behind an f/2.8 lens with
+# the default camera's field of view (focal length 20 mm for 16 mm of face, scaled with the
+# face). `fabrication.printed.printed_transmission` routes, samples and checks a key exactly
+# as the export does and returns that transmission; it is also what the camera uses by
+# default, for its own lens.
 
 # %%
 from fabrication.printed import printed_transmission
 from fabrication.process import ProcessConfig, face_geometry
 from fabrication.routing import bend_bound_mm, lower_bound_mm
+from fabrication.transmission import Launch
 
 process = ProcessConfig.preset("resin")  # d = 0.6 mm, c = 0.4 mm, R = 10 mm, 30°, 0.5 dB/cm
 print(
@@ -344,7 +350,9 @@ def printed(n: int, b: int, permute: bool, pitch_um: float = 1000.0) -> dict:
     """Bounds, routed length and printed transmission of one design (key seed 0)."""
     key = keygen(design(n, b, permute, 0, pitch_um))
     face = face_geometry("square", n, n, pitch_um, process)
-    pt = printed_transmission(key, process)
+    width_mm = n * pitch_um / 1000.0
+    launch = Launch.from_f_number(2.8, pupil_distance_mm=20.0 * width_mm / 16.0)
+    pt = printed_transmission(key, process, launch)
     return {
         "straight": lower_bound_mm(key.routing, n, n, b, face.pitch_mm, process.tan_tilt)[0],
         "bend": bend_bound_mm(face, key.routing, process),
@@ -414,8 +422,8 @@ plt.show()
 #
 # * **Local keys** (blue) print short and bright, but leak the thumbnail.
 # * **Permuting blocks** (red) removes the leak, but then fibers cross the whole face: the
-#   bundle gets as long as for a global permutation, and the printed part passes well under
-#   1 % of the light at 0.5 dB/cm. The bend-aware bound is a few centimetres; the braid needs
+#   bundle gets as long as for a global permutation, and the printed part passes only a
+#   few percent of the light at 0.5 dB/cm. The bend-aware bound is a few centimetres; the braid needs
 #   several times that, because passing neighbours takes a fan-out to a coarser pitch and a
 #   sequence of passes, each an S-curve limited by the bend radius.
 #
@@ -447,8 +455,9 @@ for label, pitch in (("packed face", 1000.0), ("open face", pitch_open)):
 # %% [markdown]
 # So the privacy you buy with block permutation is paid in bundle length and in light, and
 # today's guaranteed braid is several times longer than the bound: a key that hides the
-# scene prints at a fraction of a percent on a 16 × 16 face. Levers: a lower-loss material
-# (`attenuation_db_per_cm`), a gentler bend for a better-guiding core (tutorial 4), a smaller
+# scene prints at about 2 % on a 16 × 16 face, short of the 10 % a bright camera wants.
+# Levers: a lower-loss material (`attenuation_db_per_cm`), an image-side telecentric lens
+# (chief rays along the fibers: the bends then strip nothing from an f/2.8 cone), a smaller
 # face, or — the big one — a router closer to the bound. What the faceplate cannot hide is
 # discussed in the [threat model](../explanation/threat-model.md).
 

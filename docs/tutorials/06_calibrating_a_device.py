@@ -91,12 +91,12 @@ print(true_key, "-", int(true_key.dead.sum()), "dead fibers")
 # ## 2. The patterns
 #
 # Every input fiber at lattice position (row, column) is named by the Gray code of its
-# column (6 bits for 64 columns) and of its row (6 bits). Frame `x5` lights the fibers whose
-# column code has bit 5 set — half the face, in two wide stripes; `x0` lights every other pair
+# column (4 bits for 16 columns) and of its row (4 bits). Frame `x3` lights the fibers whose
+# column code has bit 3 set — half the face, in two wide stripes; `x0` lights every other pair
 # of columns. Successive Gray codes differ in one bit, so a fiber on a stripe edge can only
-# be mistaken for its neighbour. With `--no-complements` the set is 6 + 6 Gray frames plus
-# white and black: **14 frames** for 64 × 64 fibers (without the option every Gray frame is
-# followed by its complement: 26 frames, more margin).
+# be mistaken for its neighbour. With `--no-complements` the set is 4 + 4 Gray frames plus
+# white and black: **10 frames** for 16 × 16 fibers (without the option every Gray frame is
+# followed by its complement: 18 frames, more margin; a 64 × 64 face needs 14 and 26).
 #
 # Each Gray frame is lit at its own grey level, from white down to about 60 %: if two
 # frames are recorded in the wrong order, `solve` notices and refuses them rather than
@@ -108,7 +108,7 @@ assert done.returncode == 0
 manifest = json.loads((WORK / "patterns" / "manifest.json").read_text())
 print([f["name"] for f in manifest["frames"]])
 
-show = ["00_white", "02_x5", "07_x0", "10_y3"]
+show = ["00_white", "02_x3", "05_x0", "07_y2"]
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.6), layout="constrained")
 for ax, name in zip(axes, show, strict=True):
     img = np.asarray(Image.open(WORK / "patterns" / f"{name}.png"))
@@ -116,7 +116,7 @@ for ax, name in zip(axes, show, strict=True):
     ax.set_title(f"{name}.png (grey {img.max()})")
     ax.set_xticks([])
     ax.set_yticks([])
-fig.suptitle("calibration patterns on the 256 x 256 scene grid (4 x 4 pixels per fiber)")
+fig.suptitle("calibration patterns on the 64 x 64 scene grid (4 x 4 pixels per fiber)")
 fig.savefig(OUT / "06_patterns.png", dpi=100)
 plt.show()
 
@@ -136,14 +136,14 @@ done = keycam(
 )  # fmt: skip
 assert done.returncode == 0
 white = np.asarray(Image.open(WORK / "frames" / "00_white.png")).astype(float)
-x0 = np.asarray(Image.open(WORK / "frames" / "07_x0.png")).astype(float)
+x0 = np.asarray(Image.open(WORK / "frames" / "05_x0.png")).astype(float)
 fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), layout="constrained")
 axes[0].imshow(white, cmap="gray")
 axes[0].set_title("frame of the white pattern [DN]")
 axes[1].imshow(x0, cmap="gray")
-axes[1].set_title("frame of 07_x0: scrambled stripes")
-axes[2].imshow(x0[100:140, 100:140], cmap="gray", interpolation="nearest")
-axes[2].set_title("07_x0, 40 x 40 px: lit and dark fibers")
+axes[1].set_title("frame of 05_x0: scrambled stripes")
+axes[2].imshow(x0[12:52, 12:52], cmap="gray", interpolation="nearest")
+axes[2].set_title("05_x0, 40 x 40 px: lit and dark fibers")
 for ax in axes:
     ax.set_axis_off()
 fig.savefig(OUT / "06_frames.png", dpi=100)
@@ -151,7 +151,7 @@ plt.show()
 
 # %% [markdown]
 # The stripes are gone in the frame: the routing scrambled them. But every output site is
-# either lit or dark in each frame, and its 12 on/off answers spell the Gray code of the
+# either lit or dark in each frame, and its 8 on/off answers spell the Gray code of the
 # input fiber that feeds it.
 #
 # ## 4. Solving
@@ -185,16 +185,21 @@ print("key file mode:", oct(stat.S_IMODE((WORK / "measured.key").stat().st_mode)
 # ## 5. How good is the measured key?
 #
 # Here we know the true key, so we can check: the routing of every live fiber, the dead
-# fibers, and the transmission.
+# fibers, and the transmission. The device transmits what its printed fibers transmit
+# (the camera computes that from the key's routed geometry), so that is the truth the
+# measured transmission is compared with.
 
 # %%
+from sim.camera import Camera
+
+device_truth = Camera(device_config, true_key).key
 measured = Key.load(WORK / "measured.key")
 live = ~true_key.dead
 right = measured.routing[live] == true_key.routing[live]
 print(f"routing: {right.sum()} of {live.sum()} live fibers right ({100 * right.mean():.2f} %)")
 print(f"dead fibers: found {int(measured.dead[true_key.dead].sum())} of {int(true_key.dead.sum())}")
 both = live & ~measured.dead
-rel = measured.transmission[both] / true_key.transmission[both] - 1
+rel = measured.transmission[both] / device_truth.transmission[both] - 1
 print(f"transmission: {100 * np.sqrt(np.mean(rel**2)):.2f} % rms error")
 
 from sim.calibration import make_patterns, simulate_frames, solve_key
@@ -212,8 +217,8 @@ for complements in (False,) if QUICK else (False, True):
     margins[ps.n_frames] = cal.margin_sigma[np.isfinite(cal.margin_sigma)]
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained")
-ax1.plot(true_key.transmission[both], measured.transmission[both], ".", ms=2)
-lo, hi = true_key.transmission[both].min(), true_key.transmission[both].max()
+ax1.plot(device_truth.transmission[both], measured.transmission[both], ".", ms=2)
+lo, hi = device_truth.transmission[both].min(), device_truth.transmission[both].max()
 ax1.plot([lo, hi], [lo, hi], "k-", lw=0.8)
 ax1.set(xlabel="true transmission", ylabel="measured transmission", title="every live fiber")
 for n, m in margins.items():
@@ -229,7 +234,10 @@ plt.show()
 #
 # The measured key goes wherever a key goes. To read the device's frames, build the camera
 # with the placement the registration found (public geometry, from the report) and the
-# measured key. Its authorised view matches the one made with the true key.
+# measured key. The measured key carries the transmission the device actually has, so that
+# camera says `[transmission] source = "assumed"`: it uses the key's values instead of
+# computing a printed transmission from the routing. Its authorised view matches the one made
+# with the true key.
 
 # %%
 from sim.io import default_scene_path, read_image
@@ -243,6 +251,7 @@ registered = CameraConfig.model_validate(
             "rotation_deg": reg["rotation_deg"],
             "magnification": reg["magnification"],
         },
+        "transmission": {"source": "assumed"},
     }
 )
 scene = read_image(default_scene_path()).data

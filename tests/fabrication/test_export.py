@@ -252,3 +252,36 @@ def test_cli_attenuation_sets_the_material_loss(tmp_path: Path) -> None:
     assert rep["process"]["attenuation_db_per_cm"] == 0.26
     assert rep["bend_bound_mm"] <= rep["length_mm"]
     assert rep["bend_bound_ratio"] == pytest.approx(rep["length_mm"] / rep["bend_bound_mm"])
+
+
+def test_cli_lens_launch_sets_the_bend_loss_the_camera_uses(tmp_path: Path) -> None:
+    """--lens-f-number/--pupil-distance give the transmission the camera computes for its
+    lens; bad values and a pupil without a lens are refused with nothing written."""
+    from fabrication.printed import printed_transmission
+    from fabrication.transmission import Launch
+
+    key = _key_file(tmp_path, "l.key", rows=4, cols=4, block_size=2)
+    cases = {
+        "--lens-f-number: must be": ["--lens-f-number", "0"],
+        "--lens-f-number: expected": ["--lens-f-number", "x"],
+        "--pupil-distance: must be": ["--lens-f-number", "2.8", "--pupil-distance", "-3"],
+        "--pupil-distance needs --lens-f-number": ["--pupil-distance", "20"],
+    }
+    for message, bad in cases.items():
+        before = _listing(tmp_path)
+        res = _cli(str(key), "-o", str(tmp_path / "bad"), *bad, cwd=tmp_path)
+        assert_refused(res, message)
+        assert _listing(tmp_path) == before
+    out = tmp_path / "o"
+    res = _cli(
+        str(key), "-o", str(out), "--no-3mf", "--no-matrix", "--lens-f-number", "2.8",
+        "--pupil-distance", "20", "--write-transmission", str(out / "p.key"),
+        "--report", str(out / "r.json"), "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    launch = Launch.from_f_number(2.8, 20.0)
+    want = printed_transmission(Key.load(key), ProcessConfig.preset("resin"), launch)
+    np.testing.assert_array_equal(Key.load(out / "p.key").transmission, want.total)
+    rep = json.loads((out / "r.json").read_text())
+    assert rep["launch"] == {"na": launch.na, "pupil_distance_mm": 20.0}
+    assert rep["transmission"]["bend"]["mean"] == pytest.approx(float(want.bend.mean()))

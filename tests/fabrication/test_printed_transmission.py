@@ -63,8 +63,8 @@ def test_printed_transmission_equals_the_geometry_model(make_key, resin: Process
     assert pt.checks_passed
     s = pt.summary()
     assert set(s) == {
-        "process", "attenuation_db_per_cm", "bundle_length_mm", "transmission_mean",
-        "transmission_min",
+        "process", "attenuation_db_per_cm", "bundle_length_mm", "launch", "bend_mean",
+        "transmission_mean", "transmission_min",
     }  # fmt: skip
     assert s["transmission_mean"] == pytest.approx(float(pt.total.mean()))
 
@@ -89,3 +89,83 @@ def test_routing_digest_depends_on_routing_and_process_only(make_key) -> None:
     assert routing_digest(key.with_transmission(np.full(key.n_fibers, 0.3)), resin) == d
     assert routing_digest(make_key(8, 4, True, seed=2), resin) != d
     assert routing_digest(key, ProcessConfig.preset("resin", attenuation_db_per_cm=0.3)) != d
+
+
+# -- bend loss behind a lens ------------------------------------------------------------------
+
+
+def test_disk_overlap_closed_forms() -> None:
+    from fabrication.transmission import disk_overlap
+
+    r = 0.7
+    # two equal disks through each other's centres: r² (2π/3 − √3/2)
+    assert disk_overlap(r, r, r) == pytest.approx(r * r * (2 * math.pi / 3 - math.sqrt(3) / 2))
+    assert disk_overlap(0.2, 0.5, 0.1) == pytest.approx(math.pi * 0.04)  # one holds the other
+    assert disk_overlap(0.2, 0.5, 0.71) == 0.0  # apart
+    # an independent count on a fine grid
+    g = np.linspace(-1.5, 1.5, 3001)
+    x, y = np.meshgrid(g, g)
+    inside = (x**2 + y**2 <= 0.6**2) & ((x - 0.5) ** 2 + y**2 <= 0.35**2)
+    assert disk_overlap(0.6, 0.35, 0.5) == pytest.approx(
+        inside.sum() * (g[1] - g[0]) ** 2, rel=2e-3
+    )
+
+
+def _psi_r(radius: float, p: ProcessConfig) -> float:
+    """Largest internal ray angle a bend of centerline radius R keeps guided."""
+    a, q = p.core_diameter_mm / 2, p.n_clad / p.n_core
+    return math.acos(q * (radius + a) / (radius - a))
+
+
+def test_bend_loss_of_a_lens_launch_closed_forms(resin: ProcessConfig) -> None:
+    from fabrication.transmission import Launch, bend_transmission
+
+    n1, n2 = resin.n_core, resin.n_clad
+    a = resin.core_diameter_mm / 2
+    psi = _psi_r(10.0, resin)  # 13.5° for the resin preset
+    assert math.degrees(psi) == pytest.approx(13.5, abs=0.1)
+    # an f/2.8 cone on axis is 6.55° inside the core: the 10 mm bend keeps all of it
+    f28 = Launch.from_f_number(2.8)
+    assert math.degrees(math.asin(f28.na / n1)) == pytest.approx(6.55, abs=0.01)
+    assert bend_transmission(10.0, a, n1, n2, launch_na=f28.na) == pytest.approx(1.0)
+    # a cone wider than the acceptance, on axis: the guided part of a uniformly filled
+    # direction-cosine disk, (n1 sin ψ_R)² / (n1² − n2²)
+    want = (n1 * math.sin(psi)) ** 2 / (n1**2 - n2**2)
+    assert bend_transmission(10.0, a, n1, n2, launch_na=1.0) == pytest.approx(want)
+    # a straight fiber keeps every launched ray, whatever the chief ray
+    assert bend_transmission(math.inf, a, n1, n2, launch_na=0.3, chief_sin=0.4) == 1.0
+
+
+def test_bend_loss_of_a_tilted_cone_matches_a_ray_count(resin: ProcessConfig) -> None:
+    """Rays spread uniformly over the pupil (uniform in direction cosines around the chief
+    ray), counted one by one: kept if guided after the bend, among those accepted."""
+    from fabrication.transmission import bend_transmission
+
+    n1, n2, a = resin.n_core, resin.n_clad, resin.core_diameter_mm / 2
+    rng = np.random.default_rng(0)
+    na, chief = 0.18, 0.3
+    u = rng.random((400_000, 2))
+    rho = na * np.sqrt(u[:, 0])
+    phi = 2 * math.pi * u[:, 1]
+    sx, sy = chief + rho * np.cos(phi), rho * np.sin(phi)  # direction cosines in air
+    s_in = np.hypot(sx, sy) / n1  # sin of the internal angle (Snell)
+    accepted = s_in <= math.sqrt(n1**2 - n2**2) / n1
+    kept = accepted & (s_in <= math.sin(_psi_r(12.0, resin)))
+    got = bend_transmission(12.0, a, n1, n2, launch_na=na, chief_sin=chief)
+    assert got == pytest.approx(kept.sum() / accepted.sum(), abs=3e-3)
+    assert 0.05 < got < 0.95  # a case where the tilt matters
+
+
+def test_the_lens_launch_sets_the_bend_loss_of_the_printed_part(make_key, resin) -> None:
+    from fabrication.transmission import Launch
+
+    key = make_key(8, 4, True)
+    uniform = printed_transmission(key, resin)
+    telecentric = printed_transmission(key, resin, Launch.from_f_number(2.8))
+    tilted = printed_transmission(key, resin, Launch.from_f_number(2.8, 20.0))
+    np.testing.assert_array_equal(telecentric.attenuation, uniform.attenuation)
+    np.testing.assert_allclose(telecentric.bend, 1.0)  # every bend here is ≥ 10 mm
+    assert np.all(tilted.bend <= telecentric.bend + 1e-12)
+    assert np.all(uniform.bend <= tilted.bend + 1e-12)
+    assert routing_digest(key, resin) != routing_digest(key, resin, Launch.from_f_number(2.8))
+    assert tilted.summary()["launch"] == {"na": tilted.launch.na, "pupil_distance_mm": 20.0}

@@ -194,10 +194,9 @@ def test_blocks_share_one_pass_pattern_fewer_passes_than_per_block_choice(
     passes in every phase (six passes in all for these keys); choosing one pattern that every
     block can meet needs at most five.
     """
-    from fabrication._optics import lattice as lat
-
     from fabrication.braid import phase_plans
     from fabrication.decompose import decompose_grid_few_passes, phase_passes
+    from optics.faceplate import lattice as lat
 
     routing = np.asarray(make_key(16, 4, False, seed).routing)
     used = [p.n_passes for p in phase_plans(routing, 16, 16, 4)["block"]]
