@@ -423,9 +423,9 @@ plt.show()
 # * **Local keys** (blue) print short and bright, but leak the thumbnail.
 # * **Permuting blocks** (red) removes the leak, but then fibers cross the whole face: the
 #   bundle gets as long as for a global permutation, and the printed part passes only a
-#   few percent of the light at 0.5 dB/cm. The bend-aware bound is a few centimetres; the braid needs
-#   several times that, because passing neighbours takes a fan-out to a coarser pitch and a
-#   sequence of passes, each an S-curve limited by the bend radius.
+#   few percent of the light at 0.5 dB/cm. The bend-aware bound is a few centimetres; the
+#   braid needs several times that, because passing neighbours takes a fan-out to a coarser
+#   pitch and a sequence of passes, each an S-curve limited by the bend radius.
 #
 # The length of a key that hides the scene grows with the face, and the light falls
 # exponentially with the length. That is why the default camera has only 16 × 16 fibers:
