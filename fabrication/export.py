@@ -54,7 +54,6 @@ import numpy as np
 from fabrication.checks import CheckReport, run_checks
 from fabrication.mesh import bundle_meshes, is_watertight
 from fabrication.meshio import write_3mf, write_stl
-from fabrication.printed import PrintedTransmission
 from fabrication.process import PRESETS, ProcessConfig, face_geometry
 from fabrication.routing import Route, route_permutation
 from fabrication.sampling import Polylines, sample_route
@@ -114,7 +113,8 @@ class Device:
     report : CheckReport
         Every manufacturability check.
     transmission : dict of (n,) arrays
-        Per-fiber transmission and its factors (:func:`fiber_transmission`).
+        Per-fiber transmission and its factors (:func:`fiber_transmission`), with the
+        acceptance cone uniformly filled; :meth:`transmission_for` gives it behind a lens.
     process : ProcessConfig
         The process used.
     """
@@ -124,6 +124,16 @@ class Device:
     report: CheckReport
     transmission: dict[str, np.ndarray]
     process: ProcessConfig
+
+    def transmission_for(self, launch: Launch | None) -> dict[str, np.ndarray]:
+        """Per-fiber transmission when ``launch`` fills the fibers (``None``: uniformly)."""
+        if launch is None:
+            return self.transmission
+        t = self.transmission
+        return fiber_transmission(
+            t["length_mm"], t["min_bend_radius_mm"], self.process, launch=launch,
+            sites_mm=self.route.face.sites_mm,
+        )  # fmt: skip
 
 
 def route_key(key, process: ProcessConfig) -> Route:
@@ -353,9 +363,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bodies.append(("matrix", lambda: iter([matrix])))
             with outputs.staging(targets["3mf"]) as tmp:
                 write_3mf(tmp, bodies, overwrite=True)
-        printed = PrintedTransmission.from_device(device, launch)
+        printed = device.transmission_for(launch)
         if args.write_transmission:
-            new_key = key.with_transmission(printed.total)
+            new_key = key.with_transmission(printed["total"])
             with outputs.staging(args.write_transmission) as tmp:
                 new_key.save(tmp, overwrite=True)
         if args.report:
@@ -368,12 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             d["triangles_matrix"] = matrix.n_faces if matrix is not None else None
             d["transmission"] = {
                 k: {"min": float(v.min()), "mean": float(v.mean()), "max": float(v.max())}
-                for k, v in (
-                    ("total", printed.total),
-                    ("attenuation", printed.attenuation),
-                    ("bend", printed.bend),
-                    ("fresnel", printed.fresnel),
-                )
+                for k, v in printed.items()
+                if k in ("total", "attenuation", "bend", "fresnel")
             }
             d["launch"] = None if launch is None else launch.summary()
             outputs.write_bytes(args.report, json.dumps(d, indent=2).encode())
@@ -383,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"key {key.fingerprint}: {report.n_fibers} fibers, length {report.length_mm:.1f} mm "
             f"({report.bend_bound_ratio:.1f}x the {report.bend_bound_mm:.1f} mm bend-aware bound, "
             f"{report.length_ratio:.1f}x the {report.lower_bound_mm:.1f} mm straight-line "
-            f"bound), mean transmission {float(np.mean(printed.total)):.3g}, "
+            f"bound), mean transmission {float(np.mean(printed['total'])):.3g}, "
             f"all checks passed; wrote {', '.join(f'{p} ({_size(p)})' for p in written)}"
         )
     return 0

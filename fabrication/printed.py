@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fabrication.export import build
 from fabrication.process import ProcessConfig
 from fabrication.routing import ROUTE_VERSION
-from fabrication.transmission import Launch, fiber_transmission
+from fabrication.transmission import Launch
 
 __all__ = ["PrintedTransmission", "printed_transmission", "routing_digest"]
 
@@ -112,19 +113,11 @@ def printed_transmission(
     PrintedTransmission
         Indexed by input fiber, as ``Key.transmission``.
     """
-    from fabrication.export import build
-
     return PrintedTransmission.from_device(build(key, process), launch)
 
 
 def _from_device(device, launch: Launch | None) -> PrintedTransmission:
-    t = device.transmission
-    if launch is not None:
-        face = device.route.face
-        t = fiber_transmission(
-            t["length_mm"], t["min_bend_radius_mm"], device.process, launch=launch,
-            sites_mm=face.sites_mm,
-        )  # fmt: skip
+    t = device.transmission_for(launch)
     return PrintedTransmission(
         total=np.asarray(t["total"], dtype=np.float64),
         attenuation=np.asarray(t["attenuation"], dtype=np.float64),

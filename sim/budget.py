@@ -6,12 +6,13 @@ pixel through these factors (models.md: Lens, Faceplate, Coupling, Sensor)::
     E    = π L T / (1 + 4 N_w²)                      image irradiance on the input face, W m⁻²
     Φ_c  = E · λ/(h c) · A_cell                      photons/s on one lattice cell
     Φ_in = Φ_c · F,     F = A_core / A_cell           into the fiber core (fill factor)
-    Φ_out = Φ_in · τ                                  out of the fiber (key's mean transmission)
+    Φ_out = Φ_in · τ                                  out of the fiber (its transmission)
     Φ_s  = Φ_out · η_relay                            onto the sensor (relay collection)
     n_e  = Φ_s · QE · t · p² / (A_cell m²)            electrons per pixel in an exposure t
 
 with ``A_cell`` the area of one lattice cell (``s²`` square, ``(√3/2) s²`` hexagonal),
-``A_core = π d²/4``, ``τ`` the key's mean transmission (dead fibers count as 0),
+``A_core = π d²/4``, ``τ`` the key's mean transmission over the fibers at the axis (within
+1.5 pitches; dead fibers count as 0),
 ``η_relay = CouplingConfig.efficiency(NA)``, ``p`` the pixel pitch and ``m`` the relay
 magnification. :func:`light_budget` evaluates these closed forms from a camera's
 configuration and key, and measures the same quantities on the camera's own pipeline
@@ -167,7 +168,11 @@ def light_budget(
     a_cell = _cell_area_um2(fp.lattice, fp.pitch_um)
     a_core = math.pi * fp.core_diameter_um**2 / 4.0
     key = camera.key
-    tau = float(np.mean(np.where(key.dead, 0.0, key.transmission)))
+    # the fibers at the axis (within 1.5 pitches), where the rest of the budget is taken: a
+    # printed part's transmission varies across the face (length, bends behind the lens)
+    xy = fp.site_centers_um()
+    near = np.hypot(xy[:, 0], xy[:, 1]) <= 1.5 * fp.pitch_um
+    tau = float(np.mean(np.where(key.dead, 0.0, key.transmission)[near]))
     eta = cp.efficiency(fp.numerical_aperture)
     qe = sc.quantum_efficiency
     px_per_cell = a_cell * cp.magnification**2 / sc.pixel_pitch_um**2
@@ -182,10 +187,10 @@ def light_budget(
     ny, nx = camera.sample_shape
     centre = on_samples.reshape(ny, nx)[(ny - 1) // 2 : ny // 2 + 1, (nx - 1) // 2 : nx // 2 + 1]
     p_lens = float(centre.mean()) / camera.sample_pitch_um**2 * a_cell
-    xy = fp.site_centers_um()
-    near = np.hypot(xy[:, 0], xy[:, 1]) <= 1.5 * fp.pitch_um
     p_in = float(into_cores[near].mean())
-    p_tau = float(out_sites.sum() / into_cores.sum())
+    # the light of the near fibers alone, through the keyed transfer (crosstalk conserves it)
+    from_near = pipe["transfer"].matrix @ np.where(near, into_cores, 0.0)
+    p_tau = float(from_near.sum() / into_cores[near].sum())
     p_eta = float(on_pixels.sum() / out_sites.sum())
     # electrons per photon as the sensor applies it (mean over the pixels: QE times PRNU)
     gain_dn, _ = camera.sensor.affine(t)
@@ -203,7 +208,7 @@ def light_budget(
             a_core / a_cell, c_in, p_in,
         ),
         BudgetStage(
-            "fiber", "photons/s leaving one fiber (mean transmission of the key)", "photons/s",
+            "fiber", "photons/s leaving one fiber (its transmission, at the axis)", "photons/s",
             tau, c_in * tau, p_in * p_tau,
         ),
         BudgetStage(

@@ -25,7 +25,8 @@
 #   lattice cell $A_\mathrm{cell}$ ($s^2$ on a square lattice);
 # - **fill factor**: $F = A_\mathrm{core} / A_\mathrm{cell} = \pi d^2 / (4 s^2)$ (square
 #   lattice) enters the core;
-# - **fiber**: the key's mean transmission $\tau$ leaves it (dead fibers count as 0);
+# - **fiber**: its transmission $\tau$ leaves it — for a printed part this varies across the
+#   face, so the budget takes the mean over the fibers at the axis (dead fibers count as 0);
 # - **relay**: $\eta = T_r \min(1, (\mathrm{NA}_r/\mathrm{NA}_f)^2)$ with
 #   $\mathrm{NA}_r = \lvert m\rvert / (2 N_r (1 + \lvert m\rvert))$ reaches the sensor
 #   (`CouplingConfig.efficiency`);
@@ -107,11 +108,22 @@ plt.show()
 
 # %% [markdown]
 # The relay is the bottleneck: a fiber of numerical aperture 0.5 radiates into a cone of
-# half-angle 30°, and a relay that shrinks the 64 mm face onto 1.4 mm of sensor accepts only
-# $\mathrm{NA}_r \approx m / (2 N_r) \approx 0.008$ of it, about 2 × 10⁻⁴ of the light. The
-# fiber transmission (13 dB of printed resin guide) costs a factor of 20, the fill factor of
-# 0.6 mm cores at 1 mm pitch a factor of 3.5. Because of the relay, the auto exposure of the
-# default camera is about 20 ms for a white surface in overcast daylight.
+# half-angle 30°, and a relay that shrinks the 16 mm face onto 0.35 mm of sensor accepts only
+# $\mathrm{NA}_r \approx m / (2 N_r) \approx 0.008$ of it, about 2 × 10⁻⁴ of the light. Next
+# comes the printed fiber: its transmission is the part's own, computed from the routed
+# geometry of the camera's key (`[transmission] source = "printed"`), and the fill factor of
+# 0.6 mm cores at 1 mm pitch costs a factor of 3.5:
+
+# %%
+info = camera.transmission_info
+print(
+    f"printed bundle {info['bundle_length_mm']:.0f} mm of resin: mean fiber transmission "
+    f"{100 * info['transmission_mean']:.2f} %, at the axis {100 * budget['fiber'].factor:.2f} %; "
+    f"relay a factor of {1 / budget['relay'].factor:,.0f}; auto exposure "
+    f"{budget.exposure_s * 1e3:.0f} ms for a white surface in overcast daylight"
+)
+
+# %% [markdown]
 # Butt coupling (`magnification = 1`, no relay) collects everything but needs a sensor as
 # large as the face; see the [relay how-to](../howto/choose_the_relay.py).
 #

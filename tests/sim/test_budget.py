@@ -62,12 +62,18 @@ def test_relay_collection_is_about_2e_4(budget):
     assert budget["relay"].pipeline / budget["fiber"].pipeline == pytest.approx(eta, rel=1e-3)
 
 
-def test_fiber_stage_is_the_keys_mean_transmission(camera, budget):
+def test_fiber_stage_is_the_transmission_at_the_axis(camera, budget):
+    """The budget is taken at the axis: the four fibers around it on the 16 x 16 face."""
     key = camera.key
-    tau = float(np.mean(np.where(key.dead, 0.0, key.transmission)))
+    rows, cols = camera.config.faceplate.rows, camera.config.faceplate.cols
+    centre = [r * cols + c for r in (rows // 2 - 1, rows // 2) for c in (cols // 2 - 1, cols // 2)]
+    tau = float(np.mean(np.where(key.dead, 0.0, key.transmission)[centre]))
     assert budget["fiber"].factor == pytest.approx(tau)
-    # crosstalk conserves light: the pipeline's ratio of totals agrees within the weighting
-    # of the slightly vignetted face
+    # the printed part transmits more at the centre than on average (shorter bends stripped
+    # less behind the lens), so the axis is not the mean
+    assert tau != pytest.approx(float(np.mean(key.transmission)), rel=0.02)
+    # crosstalk conserves light: the pipeline agrees up to what input crosstalk (2 %) moves
+    # from these fibers into their neighbours
     assert budget["fiber"].pipeline / budget["fill factor"].pipeline == pytest.approx(tau, rel=0.01)
 
 
