@@ -140,11 +140,11 @@ def stage_length(
                 f"{clearance_mm:g} mm clearance"
             )
     u = np.linspace(0.0, 1.0, 161)[1:-1]
-    best = (math.inf, 0.5)
+    best: tuple[float, float] = (math.inf, 0.5)
     for a in A_GRID[::5]:
         s, s1, _ = profile(u, a)
         c1, c2 = profile_max(a)
-        need = max(dmax * c1 / tan_tilt, math.sqrt(dmax * c2 * bend_radius_mm))
+        need = max(float(dmax * c1 / tan_tilt), math.sqrt(float(dmax * c2 * bend_radius_mm)))
         if i.size:
             h2 = hh0 + 2 * hdh * s + dd * s**2
             target = clearance_mm + np.minimum(0.5 * (np.sqrt(h2) - clearance_mm), reserve_mm)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +61,7 @@ class PrintedTransmission:
         """From a built device (:func:`fabrication.export.build`), for a launch."""
         return _from_device(device, launch)
 
-    def summary(self) -> dict[str, float | str]:
+    def summary(self) -> dict[str, Any]:
         """Aggregate figures safe to publish (nothing that reveals the routing)."""
         return {
             "process": self.process.name,

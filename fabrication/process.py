@@ -194,7 +194,7 @@ class FaceGeometry:
         seen from the input side looking along +z); both faces use the same sites.
     """
 
-    lattice: str
+    lattice: Literal["square", "hexagonal"]
     rows: int
     cols: int
     pitch_mm: float

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 
@@ -216,7 +217,7 @@ def lower_bound_mm(
     pitch_mm: float,
     tan_tilt: float,
     *,
-    lattice: str = "square",
+    lattice: Literal["square", "hexagonal"] = "square",
 ) -> tuple[float, int]:
     """Straight-line lower bound ``max_i s_i / tan θ`` and ``D`` (sites).
 
