@@ -10,7 +10,9 @@ Frame ``i`` of a dataset is ::
 
     camera.capture(scene_i, rng=numpy.random.default_rng(seeds[i]))
 
-with ``seeds[i] = SeedSequence(root, spawn_key=(i,)).generate_state(1, uint64)[0]``
+(computed for a whole chunk at once by :meth:`sim.camera.Camera.capture_batch`: the same
+frames, bit for bit), with
+``seeds[i] = SeedSequence(root, spawn_key=(i,)).generate_state(1, uint64)[0]``
 (:func:`frame_seeds`): its noise depends on its index and the run's root seed only, so the
 frames are the same for any number of workers, any chunking and any order of the tasks. A
 task writes its frames, exposures and seeds into the Zarr store and only then marks its
@@ -100,6 +102,18 @@ def _name(source: Source, i: int) -> str:
     return f"scene {i}"
 
 
+def _name_bad_scene(
+    camera: Camera, source: Source, scenes: Any, start: int, exposure_s: float | None
+) -> None:
+    """Find the scene of a failed block and raise its error under the scene's name."""
+    for k, scene in enumerate(scenes):
+        try:
+            t = camera.exposure_for(scene) if exposure_s is None else float(exposure_s)
+            camera.capture(scene, rng=np.random.default_rng(0), exposure_s=t)
+        except ValueError as exc:
+            raise ValueError(f"{_name(source, start + k)}: {exc}") from None
+
+
 def encrypt_chunk(
     token: str,
     store: str,
@@ -137,16 +151,13 @@ def encrypt_chunk(
     camera = camera_for(token)
     seeds = frame_seeds(root, start, stop)
     scenes = source.read(start, stop)
-    frames = np.empty((stop - start, *camera.frame_shape), dtype=np.uint16)
-    exposures = np.empty(stop - start, dtype=np.float64)
-    for k, scene in enumerate(scenes):
-        try:
-            t = camera.exposure_for(scene) if exposure_s is None else float(exposure_s)
-            rng = np.random.default_rng(int(seeds[k]))
-            frames[k] = camera.capture(scene, rng=rng, exposure_s=t)
-        except ValueError as exc:
-            raise ValueError(f"{_name(source, start + k)}: {exc}") from None
-        exposures[k] = t
+    try:
+        frames, exposures = camera.capture_batch(
+            scenes, rngs=[np.random.default_rng(int(s)) for s in seeds], exposure_s=exposure_s
+        )
+    except ValueError:
+        _name_bad_scene(camera, source, scenes, start, exposure_s)
+        raise
     group = zarr.open_group(store, mode="r+")
     # Data first, the completion mark last: a mark always stands for complete data.
     store_array(group, "frames")[start:stop] = frames
