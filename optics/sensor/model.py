@@ -477,7 +477,9 @@ class Sensor:
                 k += det_f
             np.minimum(k, full_well, out=k)
             if sigma_d > 0:
-                k += sigma_d * z_f[low]
+                zl = z_f[low]
+                zl *= sigma_d
+                k += zl
             e_f[low] = k
 
         # Near the full well: shot noise, clip, then an independent read-noise variate.
