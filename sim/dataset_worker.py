@@ -49,11 +49,11 @@ _LOCK = threading.Lock()
 
 #: glibc ``mallopt`` parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-#: While a run's camera is installed in a worker process, blocks below this size come from
-#: the heap and are reused (glibc's largest allowed value on 64-bit systems).
-_MMAP_THRESHOLD_BYTES = 32 << 20
-#: ... and freed memory is kept up to this size instead of being returned at once.
-_TRIM_THRESHOLD_BYTES = 256 << 20
+#: While a run's camera is installed in a worker process, blocks below this size (every
+#: per-frame array of a capture) come from the heap and are reused ...
+_MMAP_THRESHOLD_BYTES = 4 << 20
+#: ... and up to this much free memory at the top of the heap is kept, not handed back.
+_TRIM_THRESHOLD_BYTES = 32 << 20
 _GLIBC_DEFAULT_BYTES = 128 << 10
 
 
