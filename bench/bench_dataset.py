@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -84,7 +85,7 @@ def main() -> None:
     from sim.dataset_inputs import open_source
     from sim.dataset_worker import frame_seeds
 
-    res: dict[str, object] = {
+    res: dict[str, Any] = {
         "cpu_count": os.cpu_count(),
         "load_avg_1min_start": os.getloadavg()[0],
         "frames": args.frames,
