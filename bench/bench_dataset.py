@@ -7,6 +7,8 @@ written, store creation included, process start-up excluded):
 
 - ``loop_fps``: one process, a plain loop ``Camera.capture(scene, rng=default_rng(seed_i))``
   over the same scenes, nothing written -- the baseline.
+- ``batch_fps``: the same frames (bit for bit) through ``Camera.capture_batch``, one call per
+  chunk, nothing written: what a worker computes.
 - ``local_threads_fps``, ``local_processes_fps``: ``encrypt_dataset`` on the local Dask
   scheduler with ``--workers`` threads / processes; ``*_ratio_to_loop`` divides by
   ``loop_fps``. Target: >= 500 frames/s on 2 cores.
@@ -38,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +85,7 @@ def main() -> None:
     from sim.dataset_inputs import open_source
     from sim.dataset_worker import frame_seeds
 
-    res: dict[str, object] = {
+    res: dict[str, Any] = {
         "cpu_count": os.cpu_count(),
         "load_avg_1min_start": os.getloadavg()[0],
         "frames": args.frames,
@@ -116,6 +119,20 @@ def main() -> None:
     res["loop_fps"] = n_loop / statistics.median(walls)
     res["loop_cpu_ms_per_frame"] = 1e3 * statistics.median(cpus) / n_loop
     res["loop_bound_fps_all_cores"] = (os.cpu_count() or 1) * 1e3 / res["loop_cpu_ms_per_frame"]
+
+    # ---- the same frames through Camera.capture_batch, a chunk at a time (what workers do)
+    walls, cpus = [], []
+    for _ in range(args.repeats):
+        c0, t0 = _cpu_self_children(), time.perf_counter()
+        for a in range(0, n_loop, args.chunk):
+            b = min(a + args.chunk, n_loop)
+            camera.capture_batch(
+                scenes[a:b], rngs=[np.random.default_rng(int(s)) for s in seeds[a:b]]
+            )
+        walls.append(time.perf_counter() - t0)
+        cpus.append(_cpu_self_children() - c0)
+    res["batch_fps"] = n_loop / statistics.median(walls)
+    res["batch_cpu_ms_per_frame"] = 1e3 * statistics.median(cpus) / n_loop
 
     source = open_source(tmp / "small.npy")
 

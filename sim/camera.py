@@ -33,12 +33,15 @@ channel has its own lens operator and reaches only the pixels of its colour filt
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 
+from keycam.validation import positive
 from optics.faceplate import Key, SiteReadout, keygen, transfer_operator
 from optics.faceplate import unscramble as _unscramble
 from optics.sensor import Sensor
@@ -47,10 +50,14 @@ from sim.config import CameraConfig, load_config
 from sim.memory import check_camera_memory
 from sim.pipeline import AffineStage, Pipeline
 from sim.printed import TransmissionConfig, apply_transmission, lens_launch
+from sim.quantile import upper_percentile
 from sim.scene import prepare_scene
 from sim.stages import PublicStages, build_public_stages, check_key
 
 __all__ = ["Camera", "CameraConfig", "load_config"]
+
+#: Frames that :meth:`Camera.capture_batch` hands to the sensor at a time.
+_BATCH_FRAMES = 8
 
 
 class Camera:
@@ -284,9 +291,13 @@ class Camera:
             return float(self.config.exposure)
         if scene is None:
             scene = np.ones(self.scene_shape)
-        rate_e = self._gain_e * self.photon_rate(scene).ravel()
+        return self._auto_exposure(self.photon_rate(scene))
+
+    def _auto_exposure(self, rate: np.ndarray) -> float:
+        """The ``"auto"`` exposure for a frame's photon rate (photons/s per pixel, any shape)."""
+        rate_e = self._gain_e * rate.ravel()
         rate_e += self.sensor.config.dark_current_e_per_s
-        bright = float(np.percentile(rate_e, self.config.auto_percentile))
+        bright = upper_percentile(rate_e, self.config.auto_percentile)
         lo, hi = self.config.exposure_limits_s
         if not bright > 0:
             return hi
@@ -355,11 +366,76 @@ class Camera:
         if isinstance(frames, bool) or not isinstance(frames, int | np.integer) or frames < 1:
             raise ValueError(f"frames must be an integer >= 1, got {frames!r}")
         rate = self.photon_rate(scene)
-        t = self.exposure_for(scene) if exposure_s is None else float(exposure_s)
+        if exposure_s is not None:
+            t = float(exposure_s)
+        elif self.config.exposure == "auto":
+            t = self._auto_exposure(rate)  # exposure_for(scene), without a second light path
+        else:
+            t = float(self.config.exposure)
         photons = rate * t
         if frames > 1:
             photons = np.broadcast_to(photons, (int(frames), *photons.shape))
         return self.sensor.expose(photons, exposure_s=t, rng=rng)
+
+    def capture_batch(
+        self,
+        scenes: Iterable[np.ndarray],
+        *,
+        rngs: Sequence[np.random.Generator],
+        exposure_s: float | None = None,
+    ) -> tuple[NDArray[np.uint16], NDArray[np.float64]]:
+        """Photograph many scenes, one frame each, each frame with its own noise generator.
+
+        Frame ``i`` is bit for bit ``capture(scenes[i], rng=rngs[i], exposure_s=exposure_s)``
+        (its exposure ``exposure_for(scenes[i])`` when none is given), for the same work
+        per frame as :meth:`capture` minus the sensor's checks, which run once per block of
+        frames (:meth:`optics.sensor.Sensor.expose_batch`). :mod:`sim.dataset` captures
+        with it.
+
+        Parameters
+        ----------
+        scenes : iterable of (H, W) or (H, W, 3) float
+            As in :meth:`capture`; sizes may differ from scene to scene.
+        rngs : sequence of numpy.random.Generator
+            One per scene: the source of that frame's temporal noise.
+        exposure_s : float, optional
+            One exposure (seconds) for every frame; default the camera's rule per scene.
+
+        Returns
+        -------
+        frames : (F, H, W) uint16
+            Raw frames in DN.
+        exposure_s : (F,) float64
+            The exposure of each frame, seconds.
+
+        Raises
+        ------
+        ValueError
+            A bad scene (as :meth:`capture`), a bad exposure, or not one generator per scene.
+        """
+        todo, gens = list(scenes), list(rngs)
+        if len(gens) != len(todo):
+            raise ValueError(
+                f"rngs must hold one generator per scene: {len(gens)} for {len(todo)} scenes"
+            )
+        fixed = None if exposure_s is None else positive("exposure_s", exposure_s, "s")
+        if fixed is None and self.config.exposure != "auto":
+            fixed = float(self.config.exposure)
+        h, w = self.frame_shape
+        frames = np.empty((len(todo), h, w), dtype=np.uint16)
+        times = np.empty(len(todo))
+        photons = np.empty((min(_BATCH_FRAMES, len(todo)), h, w))
+        for a in range(0, len(todo), _BATCH_FRAMES):
+            b = min(a + _BATCH_FRAMES, len(todo))
+            for i in range(a, b):
+                # the light path of capture(), frame by frame (cache-sized vectors)
+                rate = self.photon_rate(todo[i])
+                times[i] = self._auto_exposure(rate) if fixed is None else fixed
+                np.multiply(rate, times[i], out=photons[i - a])
+            frames[a:b] = self.sensor.expose_batch(
+                photons[: b - a], exposure_s=times[a:b], rngs=gens[a:b]
+            )
+        return frames, times
 
     # ------------------------------------------------------------------ readout
     def readout(self, frame: np.ndarray, *, exposure_s: float) -> np.ndarray:

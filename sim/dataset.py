@@ -18,7 +18,8 @@ input has them, the camera's public configuration and the key fingerprint (layou
 Work runs on Dask: the local threaded scheduler by default (``--workers N``; ``--processes``
 for a process pool), or a running ``dask.distributed`` cluster (``--scheduler
 tcp://HOST:PORT``; its workers must see the input and the store at the same paths). Each
-worker builds the camera once, from the configuration and key passed in memory
+worker builds the camera once, from the configuration and key passed in memory, and
+captures a chunk at a time with :meth:`sim.camera.Camera.capture_batch`
 (:mod:`sim.dataset_worker`). Frame ``i``'s noise comes from its own seed, so the frames do
 not depend on the number of workers or the chunking; a killed run is finished with
 ``--resume``, which computes only the chunks not marked done. Needs the ``dataset`` extra:

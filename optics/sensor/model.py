@@ -31,6 +31,7 @@ variates (:mod:`optics.sensor.sampling`) reproducibly for a given ``rng`` state.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,22 @@ def _standardised(rng: np.random.Generator, shape: tuple[int, int]) -> NDArray[n
     if sd > 0:
         z /= sd
     return z
+
+
+def _check_rng(rng: object) -> None:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+
+
+def _check_threshold(value: object) -> float:
+    """``exact_poisson_below_e`` as a float >= 0 (``ValueError`` otherwise)."""
+    try:
+        threshold = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        threshold = math.nan
+    if not threshold >= 0:
+        raise ValueError(f"exact_poisson_below_e must be >= 0 electrons, got {value!r}")
+    return threshold
 
 
 class Sensor:
@@ -278,16 +295,99 @@ class Sensor:
         """
         arr = self._check_photons(photons)
         t = positive("exposure_s", exposure_s, "s")
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        try:
-            threshold = float(exact_poisson_below_e)
-        except (TypeError, ValueError):
-            threshold = math.nan
-        if not threshold >= 0:
+        _check_rng(rng)
+        threshold = _check_threshold(exact_poisson_below_e)
+        return self._expose_checked(
+            arr, t, rng, shot_noise, dark_noise, read_noise, fixed_pattern, threshold
+        )
+
+    def expose_batch(
+        self,
+        photons: ArrayLike,
+        *,
+        exposure_s: float | ArrayLike,
+        rngs: Sequence[np.random.Generator],
+        shot_noise: bool = True,
+        dark_noise: bool = True,
+        read_noise: bool = True,
+        fixed_pattern: bool = True,
+        exact_poisson_below_e: float = EXACT_POISSON_BELOW_E,
+    ) -> NDArray[np.uint16]:
+        """Record ``F`` frames, each with its own exposure and its own noise generator.
+
+        Frame ``i`` is bit for bit ``expose(photons[i], exposure_s=exposure_s[i],
+        rng=rngs[i], ...)``: the inputs are checked once for the whole stack, and each frame
+        draws its temporal noise from ``rngs[i]`` alone, in the same order as :meth:`expose`.
+        (:meth:`expose` with a stack draws all frames' noise from one generator instead.)
+
+        Parameters
+        ----------
+        photons : (F, H, W) array_like
+            Mean photons per pixel during each frame's exposure (finite, >= 0).
+        exposure_s : float or (F,) array_like
+            Exposure time(s) in seconds (> 0); one value applies to every frame.
+        rngs : sequence of F numpy.random.Generator
+            The noise source of each frame.
+        shot_noise, dark_noise, read_noise, fixed_pattern, exact_poisson_below_e
+            As in :meth:`expose`.
+
+        Returns
+        -------
+        (F, H, W) uint16
+            Raw frames in DN.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`expose`; also a ``photons`` that is not a stack, or a number of
+            exposures or generators other than ``F``.
+        TypeError
+            If an element of ``rngs`` is not a ``numpy.random.Generator``.
+        """
+        arr = self._check_photons(photons)
+        if arr.ndim != 3:
+            h, w = self.shape
             raise ValueError(
-                f"exact_poisson_below_e must be >= 0 electrons, got {exact_poisson_below_e!r}"
+                f"photons must be a stack of shape (F, {h}, {w}) for expose_batch, "
+                f"got shape {arr.shape}"
             )
+        n = arr.shape[0]
+        if np.ndim(exposure_s) == 0:
+            times = [positive("exposure_s", exposure_s, "s")] * n
+        else:
+            values = np.asarray(exposure_s, dtype=object)
+            if values.shape != (n,):
+                raise ValueError(
+                    f"exposure_s must be one value or {n} values (one per frame), "
+                    f"got shape {values.shape}"
+                )
+            times = [positive("exposure_s", v, "s") for v in values]
+        gens = list(rngs)
+        if len(gens) != n:
+            raise ValueError(f"rngs must hold {n} generators (one per frame), got {len(gens)}")
+        for g in gens:
+            _check_rng(g)
+        threshold = _check_threshold(exact_poisson_below_e)
+        out = np.empty(arr.shape, dtype=np.uint16)
+        for i in range(n):
+            out[i] = self._expose_checked(
+                arr[i], times[i], gens[i], shot_noise, dark_noise, read_noise, fixed_pattern,
+                threshold,
+            )  # fmt: skip
+        return out
+
+    def _expose_checked(
+        self,
+        arr: np.ndarray,
+        t: float,
+        rng: np.random.Generator,
+        shot_noise: bool,
+        dark_noise: bool,
+        read_noise: bool,
+        fixed_pattern: bool,
+        threshold: float,
+    ) -> NDArray[np.uint16]:
+        """:meth:`expose` on arguments already checked."""
         c = self.config
         out_shape = arr.shape
         n_pix = c.height_px * c.width_px
@@ -377,7 +477,9 @@ class Sensor:
                 k += det_f
             np.minimum(k, full_well, out=k)
             if sigma_d > 0:
-                k += sigma_d * z_f[low]
+                zl = z_f[low]
+                zl *= sigma_d
+                k += zl
             e_f[low] = k
 
         # Near the full well: shot noise, clip, then an independent read-noise variate.

@@ -64,7 +64,7 @@ def poisson_f32(lam: NDArray[np.floating], rng: np.random.Generator) -> NDArray[
     out = np.empty(lam32.size, dtype=np.float32)
     out[tiny] = _poisson_tiny(lam32[tiny], rng)
     big = ~tiny
-    out[big] = rng.poisson(lam32[big].astype(np.float64)).astype(np.float32)
+    out[big] = rng.poisson(lam32[big].astype(np.float64))  # cast to float32 on assignment
     return out
 
 

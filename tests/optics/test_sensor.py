@@ -405,3 +405,42 @@ def test_dark_frame_with_small_dark_signal_is_poisson():
     s = Sensor(ideal(dark_current_e_per_s=5.0))
     f = s.expose(np.zeros((16, H, W)), exposure_s=0.01, rng=np.random.default_rng(23))
     assert _poisson_chi2(f, 0.05) > 1e-3
+
+
+# ------------------------------------------------- many frames, one generator each
+def test_expose_batch_is_expose_frame_by_frame():
+    s = Sensor(roi("imx174", dark_current_e_per_s=50.0))
+    rng = np.random.default_rng(30)
+    # dark, low (exact Poisson), bulk (normal approximation), near and at the full well
+    levels = [0.0, 0.3, 40.0, 5e3, 0.98 * s.saturation_photons, 2 * s.saturation_photons]
+    photons = np.stack([rng.uniform(0, 1, (H, W)) * v for v in levels])
+    times = [0.01, 0.02, 0.5, 0.001, 0.02, 3.0]
+    seeds = [11, 12, 13, 14, 15, 16]
+    got = s.expose_batch(photons, exposure_s=times, rngs=[np.random.default_rng(x) for x in seeds])
+    assert got.shape == photons.shape and got.dtype == np.uint16
+    for i in range(len(levels)):
+        want = s.expose(photons[i], exposure_s=times[i], rng=np.random.default_rng(seeds[i]))
+        np.testing.assert_array_equal(got[i], want)
+    # one exposure for all, and a switch passed through
+    gens = [np.random.default_rng(1), np.random.default_rng(1)]
+    one = s.expose_batch(photons[:2], exposure_s=0.05, rngs=gens, read_noise=False)
+    for i in range(2):
+        want = s.expose(photons[i], exposure_s=0.05, rng=np.random.default_rng(1), read_noise=False)
+        np.testing.assert_array_equal(one[i], want)
+
+
+def test_expose_batch_refuses_bad_stacks():
+    s = Sensor(roi())
+    rngs = [np.random.default_rng(0), np.random.default_rng(1)]
+    with pytest.raises(ValueError, match="stack of shape"):
+        s.expose_batch(np.zeros((H, W)), exposure_s=0.01, rngs=rngs[:1])
+    with pytest.raises(ValueError, match="2 generators"):
+        s.expose_batch(np.zeros((2, H, W)), exposure_s=0.01, rngs=rngs[:1])
+    with pytest.raises(ValueError, match="one value or 2 values"):
+        s.expose_batch(np.zeros((2, H, W)), exposure_s=[0.01, 0.02, 0.03], rngs=rngs)
+    with pytest.raises(ValueError, match="exposure_s"):
+        s.expose_batch(np.zeros((2, H, W)), exposure_s=[0.01, -1.0], rngs=rngs)
+    with pytest.raises(ValueError, match="NaN"):
+        s.expose_batch(np.full((2, H, W), np.nan), exposure_s=0.01, rngs=rngs)
+    with pytest.raises(TypeError, match="rng"):
+        s.expose_batch(np.zeros((2, H, W)), exposure_s=0.01, rngs=[rngs[0], 3])

@@ -156,6 +156,26 @@ def test_area_resampling_preserves_mean_and_rows_sum_to_one():
     assert b[0, 0] == pytest.approx(img[:4, :4].mean())
 
 
+@pytest.mark.parametrize(
+    ("shape_in", "shape_out"),
+    [((64, 64), (256, 256)), ((8, 12), (24, 36)), ((5, 64), (20, 256)), ((64, 64), (100, 256))],
+)
+def test_integer_upsampling_repeats_each_value_exactly(shape_in, shape_out):
+    # Where the area weights are exactly 1 each value is taken directly; the numbers are
+    # those of the two sparse products (0.0 + 1.0 * value: -0.0 becomes 0.0), bit for bit.
+    img = np.random.default_rng(4).random(shape_in)
+    img[0, 0], img[1, 1] = -0.0, 0.0
+    rr, rc = area_matrix(shape_in[0], shape_out[0]), area_matrix(shape_in[1], shape_out[1])
+    want = np.asarray(rc @ (rr @ img).T).T
+    got = resample_area(img, shape_out)
+    np.testing.assert_array_equal(got, want)
+    assert not np.signbit(got).any()
+    fy, fx = shape_out[0] // shape_in[0], shape_out[1] // shape_in[1]
+    if shape_out == (shape_in[0] * fy, shape_in[1] * fx) and {fy, fx} <= {1, 2, 4, 8}:
+        # power-of-two factors: the area weights are exactly 1, each value is repeated
+        np.testing.assert_array_equal(got, np.kron(img + 0.0, np.ones((fy, fx))))
+
+
 def test_fit_to_aspect_centre_crops():
     img = np.zeros((600, 512))
     assert fit_to_aspect(img, (256, 256)).shape == (512, 512)
