@@ -61,8 +61,8 @@ DIGITS = 200 if QUICK else 1000  # test digits photographed through the camera
 # The test task is the classic one: handwritten digits (a bundled 5000-digit subset of
 # MNIST, [LeCun 1998](../explanation/references.md), 28 × 28 pixels). Both verification
 # cameras are keycam's default printable design with its fiber lattice matched to the digits:
-# 28 × 28 fibers, one digit pixel per fiber, 7 × 7 key blocks with the blocks permuted, the
-# same lens, relay and IMX174-class sensor.
+# 28 × 28 fibers, one digit pixel per fiber, 7 × 7 key blocks with the blocks permuted, an
+# 80 mm f/2.8 lens for the 28 mm face, the same relay and IMX174-class sensor.
 # Both assume a 5 % mean fiber transmission instead of the printed part's: this experiment
 # is about keying, and a 28 × 28 block-permuted key would print as a bundle that passes well
 # under 1 % of the light ([tutorial 3](03_designing_the_faceplate.py)).
