@@ -267,12 +267,26 @@ def topology_attack(
     corr = correlation_matrix(readouts)
     nb = _knn(corr, k)
     live = lit_sites(readouts)
+    if live.sum() < max(k + 2, 9):
+        live = np.ones_like(live)
     sim = similarity(corr, live=live)
+    # The layout is built from the lit sites only: a dead fiber's site would link unrelated
+    # places of the graph. Dead sites start anywhere and are placed by the refinement.
+    lit = np.flatnonzero(live)
+    corr_lit = corr[np.ix_(lit, lit)]
+    nb_lit = _knn(corr_lit, k)
+    masked = corr.copy()
+    masked[:, ~live] = -np.inf
+    nb_place = _knn(masked, k)
     best: tuple[float, NDArray[np.int64]] | None = None
     for _ in range(max(1, restarts)):
-        xy = embed(nb, n_landmarks=n_landmarks, rng=rng)
-        xy = local_stress(corr, _square_up(xy, rows, cols))
-        place = place_on_grid(xy, nb, rows, cols)
+        xy_lit = embed(nb_lit, n_landmarks=n_landmarks, rng=rng)
+        xy_lit = local_stress(corr_lit, _square_up(xy_lit, rows, cols))
+        xy = np.empty((live.size, 2))
+        xy[lit] = xy_lit
+        lo, hi = xy_lit.min(axis=0), xy_lit.max(axis=0)
+        xy[~live] = rng.uniform(lo, hi, size=(int((~live).sum()), 2))
+        place = place_on_grid(xy, nb_place, rows, cols)
         place = refine_layout(sim, place, rows, cols, block_size=block_size, dead=~live, rng=rng)
         score = layout_score(sim, place, rows, cols)
         if best is None or score > best[0]:
@@ -481,18 +495,6 @@ def _swap_descent(
     return done
 
 
-def _edges_at(positions: set[int], rows: int, cols: int) -> list[tuple[int, int]]:
-    """Lattice edges (4-neighbour pairs) touching any of ``positions``."""
-    out = set()
-    for p in positions:
-        r, c = divmod(p, cols)
-        for dr, dc in ((0, 1), (1, 0), (0, -1), (-1, 0)):
-            if 0 <= r + dr < rows and 0 <= c + dc < cols:
-                q = (r + dr) * cols + c + dc
-                out.add((min(p, q), max(p, q)))
-    return sorted(out)
-
-
 def _slide_dead(
     sim: NDArray[np.float64],
     place: NDArray[np.int64],
@@ -501,50 +503,74 @@ def _slide_dead(
     cols: int,
     dead_sites: NDArray[np.int64],
     region: NDArray[np.int64],
+    *,
+    beam: int = 24,
+    max_length: int = 32,
     passes: int = 10,
 ) -> int:
-    """Slide each dead fiber's site along a row or column, shifting the sites in between.
+    """Move each dead fiber's site along a path, every site on the path stepping back one.
 
     A dead site fits anywhere, so a run of live sites next to it can sit shifted by one
-    place along a line at almost no cost in the layout's edge sum -- a minimum that single
-    exchanges do not leave. Every run from a dead site up to the edge of its region (key
-    block, or the lattice) in 4 directions is tried; the best gain is applied, repeatedly.
-    ``place`` and ``at`` are updated in place; returns the number of slides.
+    place along a line (or a bent line) at little cost in the layout's edge sum -- a
+    minimum that single exchanges do not leave, since the run must move as a whole. Paths
+    from each dead site inside its region (key block, or the lattice) are searched by a
+    beam search on their exact gain (``beam`` best paths kept per length, up to
+    ``max_length`` steps); the best gain is applied, repeatedly. ``place`` and ``at`` are
+    updated in place; returns the number of moves.
     """
-    slides = 0
+    steps = ((0, 1), (1, 0), (0, -1), (-1, 0))
+
+    def around(p: int, state: dict[int, int]) -> float:
+        r, c = divmod(p, cols)
+        me = state.get(p, int(at[p]))
+        total = 0.0
+        for dr, dc in steps:
+            if 0 <= r + dr < rows and 0 <= c + dc < cols:
+                q = (r + dr) * cols + c + dc
+                total += sim[me, state.get(q, int(at[q]))]
+        return total
+
+    moves = 0
     for _ in range(passes):
-        best: tuple[float, list[int] | None] = (1e-9, None)
+        best: tuple[float, list[int]] = (1e-9, [])
         for s in dead_sites:
-            p = int(place[s])
-            r, c = divmod(p, cols)
-            for dr, dc in ((0, 1), (1, 0), (0, -1), (-1, 0)):
-                chain = [p]
-                while True:
-                    rr, cc = r + dr * len(chain), c + dc * len(chain)
-                    if not (0 <= rr < rows and 0 <= cc < cols):
-                        break
-                    q = rr * cols + cc
-                    if region[q] != region[p]:
-                        break
-                    chain.append(q)
-                    edges = _edges_at(set(chain), rows, cols)
-                    i, j = np.array(edges).T
-                    moved = at.copy()
-                    moved[chain[:-1]] = at[chain[1:]]
-                    moved[chain[-1]] = s
-                    gain = float(sim[moved[i], moved[j]].sum() - sim[at[i], at[j]].sum())
-                    if gain > best[0]:
-                        best = (gain, list(chain))
-        if best[1] is None:
+            start = int(place[s])
+            frontier: list[tuple[float, list[int], dict[int, int]]] = [(0.0, [start], {})]
+            for _depth in range(max_length):
+                grown = []
+                for gain, path, state in frontier:
+                    hole = path[-1]
+                    r, c = divmod(hole, cols)
+                    for dr, dc in steps:
+                        if not (0 <= r + dr < rows and 0 <= c + dc < cols):
+                            continue
+                        q = (r + dr) * cols + c + dc
+                        if region[q] != region[start] or q in path:
+                            continue
+                        before = around(hole, state) + around(q, state)
+                        if abs(hole - q) in (1, cols):  # the shared edge is counted twice
+                            before -= sim[state.get(hole, int(at[hole])), state.get(q, int(at[q]))]
+                        new_state = dict(state)
+                        new_state[hole] = state.get(q, int(at[q]))
+                        new_state[q] = int(s)
+                        after = around(hole, new_state) + around(q, new_state)
+                        after -= sim[new_state[hole], new_state[q]]
+                        grown.append((gain + after - before, [*path, q], new_state))
+                if not grown:
+                    break
+                grown.sort(key=lambda g: -g[0])
+                frontier = grown[:beam]
+                if frontier[0][0] > best[0]:
+                    best = (frontier[0][0], frontier[0][1])
+        if not best[1]:
             break
-        chain = best[1]
-        s = at[chain[0]]
-        new_at = at[chain[1:]].copy()
-        at[chain[:-1]] = new_at
-        at[chain[-1]] = s
-        place[at[chain]] = chain
-        slides += 1
-    return slides
+        path = best[1]
+        s = int(at[path[0]])
+        at[path[:-1]] = at[path[1:]].copy()
+        at[path[-1]] = s
+        place[at[path]] = path
+        moves += 1
+    return moves
 
 
 def move_blocks_to_fit(
