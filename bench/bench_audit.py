@@ -160,11 +160,11 @@ def main() -> None:
         c0 = time.process_time()
         if args.reference:
             camera = Camera(load_config(REFERENCE_CAMERA))
-            frames: tuple[int, ...] = (100, 250, 500, 1000, 2000)
+            lengths: tuple[int, ...] = (100, 250, 500, 1000, 2000)
         else:
             camera = Camera.default()
-            frames = (25, 50, 100, 250, 500, 1000, 2000)
-        res = run_audit(camera, frames=frames, rng=np.random.default_rng(0))
+            lengths = (25, 50, 100, 250, 500, 1000, 2000)
+        res = run_audit(camera, frames=lengths, rng=np.random.default_rng(0))
         res["camera"] = "reference (64 x 64)" if args.reference else "default"
         res["wall_s"] = time.perf_counter() - t0
         res["cpu_s"] = time.process_time() - c0
