@@ -4,7 +4,7 @@ Usage::
 
     python -m sim.audit [--config TOML] [--key FILE] [--keynet FILE]
                         [--attacks chosen,known,ciphertext,keynet] [--bases 2,8,64]
-                        [--pairs 3,4,5,6,8] [--frames 250,500,1000,2000]
+                        [--pairs 3,4,5,6,8] [--frames 25,50,100,250,500,1000,2000]
                         [--json FILE] [--plot DIR] [--seed N] [--force] [--quiet]
 
 Simulates each attacker against the camera and key (default: the configuration's own key)
@@ -55,7 +55,7 @@ def _parser() -> ArgumentParser:
     )
     p.add_argument("--bases", default="2,8,64", help="Gray-code bases (chosen plaintext)")
     p.add_argument("--pairs", default="3,4,5,6,8", help="numbers of known pairs")
-    p.add_argument("--frames", default="250,500,1000,2000", help="stream lengths")
+    p.add_argument("--frames", default="25,50,100,250,500,1000,2000", help="stream lengths")
     p.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     p.add_argument("--plot", metavar="DIR", help="write one PNG per attack into DIR")
     p.add_argument("--seed", type=int, default=0, help="seed of scenes and noise (default 0)")

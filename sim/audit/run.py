@@ -23,7 +23,7 @@ def run_audit(
     attacks: tuple[str, ...] = ("chosen", "known", "ciphertext"),
     bases: tuple[int, ...] = (2, 8, 64),
     pairs: tuple[int, ...] = (3, 4, 5, 6, 8),
-    frames: tuple[int, ...] = (250, 500, 1000, 2000),
+    frames: tuple[int, ...] = (25, 50, 100, 250, 500, 1000, 2000),
     keynet_w1: Any = None,
     rng: np.random.Generator,
     tick: Callable[[str], None] | None = None,

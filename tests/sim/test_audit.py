@@ -12,7 +12,7 @@ from keycam_testing import assert_refused, run_module
 from scipy.ndimage import gaussian_filter
 
 from sim.audit.chosen import _codes, decode, gray_digits
-from sim.audit.known import correlation_assignment
+from sim.audit.known import correlation_assignment, prior_assignment
 from sim.audit.topology import neighbour_fraction, topology_attack
 
 ROWS = COLS = 16
@@ -87,6 +87,53 @@ def test_known_plaintext_finds_a_permutation_and_not_a_dense_mix() -> None:
     assert np.mean(ident == np.arange(N)) == 1.0
     mixed = x @ rng.random((N, N)).T
     assert np.mean(correlation_assignment(mixed, x) == perm) < 0.05
+
+
+def test_known_plaintext_with_gain_priors_finds_a_block_key_and_not_a_dense_mix() -> None:
+    from optics.faceplate.lattice import local_block_permutation, move_blocks
+
+    rng = np.random.default_rng(4)
+    x = smooth_fields(5, rng=rng, sigma=1.0) + 2.0
+    routing = move_blocks(local_block_permutation(ROWS, COLS, 4, rng=rng), ROWS, COLS, 4, rng=rng)
+    perm = np.empty(N, dtype=np.int64)
+    perm[routing] = np.arange(N)  # fiber feeding each site
+    gain, offset = rng.normal(1.0, 0.05, N), rng.normal(0.3, 0.03, N)
+    r = x[:, perm] * gain + offset + 0.003 * rng.standard_normal((5, N))
+    kw = {"lattice": (ROWS, COLS), "block_size": 4}
+    assert np.mean(prior_assignment(r, x, **kw) == perm) == 1.0
+    assert np.mean(prior_assignment(x, x) == np.arange(N)) == 1.0  # trivial key, no blocks
+    mixed = x @ rng.random((N, N)).T
+    assert np.mean(prior_assignment(mixed, x, **kw) == perm) < 0.05
+
+
+def _best_symmetry_fraction(place: np.ndarray, truth: np.ndarray, live: np.ndarray) -> float:
+    idx = np.arange(N).reshape(ROWS, COLS)
+    syms = [m.ravel() for m in (idx, idx[::-1], idx[:, ::-1], idx[::-1, ::-1])]
+    syms += [m.reshape(ROWS, COLS).T.ravel() for m in syms]
+    return max(float(np.mean((s[place] == truth)[live])) for s in syms)
+
+
+def test_ciphertext_only_uses_the_key_blocks_and_survives_dead_fibers() -> None:
+    from optics.faceplate.lattice import local_block_permutation, move_blocks
+
+    rng = np.random.default_rng(5)
+    stream = smooth_fields(400, rng=rng, sigma=2.0)
+    routing = move_blocks(local_block_permutation(ROWS, COLS, 4, rng=rng), ROWS, COLS, 4, rng=rng)
+    truth = np.empty(N, dtype=np.int64)
+    truth[routing] = np.arange(N)
+    r = stream[:, truth] * rng.normal(1.0, 0.05, N) + 0.01 * rng.standard_normal((400, N))
+    dead = np.zeros(N, dtype=bool)
+    dead[[routing[17], routing[100], routing[255]]] = True  # sites of three dead fibers
+    r[:, dead] = 0.01 * rng.standard_normal((400, 3))
+    place, _ = topology_attack(r, ROWS, COLS, rng=rng, restarts=1, block_size=4)
+    assert _best_symmetry_fraction(place, truth, ~dead) >= 0.99
+    # Without the block recipe the same stream is still laid out (windows of the lattice).
+    place_free, _ = topology_attack(r, ROWS, COLS, rng=rng, restarts=1)
+    assert _best_symmetry_fraction(place_free, truth, ~dead) > 0.9
+    # Independent noise: nothing to lay out, even with the block recipe.
+    noise = rng.standard_normal((400, N))
+    place_noise, _ = topology_attack(noise, ROWS, COLS, rng=rng, restarts=1, block_size=4)
+    assert _best_symmetry_fraction(place_noise, truth, ~dead) < 0.05
 
 
 def test_ciphertext_only_reassembles_an_identity_key_and_finds_no_topology_in_noise() -> None:
