@@ -150,7 +150,13 @@ def printed_for_key(
         hit = None
     if hit is not None:
         return hit
-    pt = printed_transmission(key, process, launch)
+    try:
+        pt = printed_transmission(key, process, launch)
+    except ValueError as err:  # e.g. a lattice finer than the process can print
+        raise ValueError(
+            f"{err}; for a faceplate that is not printed with this process (glass, measured) "
+            'set [transmission] source = "assumed"'
+        ) from None
     if not pt.checks_passed:
         raise ValueError(
             f"key {key.fingerprint} cannot be printed with the {process.name!r} process "

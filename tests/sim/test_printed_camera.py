@@ -187,3 +187,28 @@ def test_bad_transmission_tables_fail_at_load_time(make_small) -> None:
                 {"attenuation": 0.5}):  # fmt: skip
         with pytest.raises(ValidationError, match="transmission"):
             make_small(transmission=bad)
+
+
+def test_a_lattice_the_process_cannot_print_is_refused_with_the_way_out(tmp_path, cache) -> None:
+    """A glass-faceplate pitch with the default printed source: one line, exit 2, nothing
+    written, and the line names the setting that fixes it."""
+    from keycam_testing import assert_refused, run_module
+
+    from sim.config import default_config_path
+
+    text = default_config_path().read_text()
+    glass = text.replace("pitch_um = 1000.0", "pitch_um = 25.0").replace(
+        "core_diameter_um = 600.0", "core_diameter_um = 20.0"
+    )
+    assert glass != text
+    (tmp_path / "glass.toml").write_text(glass)
+    res = run_module("sim.capture", "--config", "glass.toml", "--out", "o", cwd=tmp_path)
+    assert_refused(res, 'source = "assumed"')
+    assert "cannot fit the key's lattice" in res.stderr
+    assert not (tmp_path / "o").exists()
+    # and with the transmission assumed, the same camera runs
+    (tmp_path / "glass2.toml").write_text(glass.replace('source = "printed"', 'source = "assumed"'))
+    res = run_module(
+        "sim.capture", "--config", "glass2.toml", "--out", "o", "--quiet", cwd=tmp_path
+    )
+    assert res.returncode == 0, res.stderr
