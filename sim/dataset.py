@@ -54,6 +54,7 @@ from sim.units import parse_exposure
 
 if TYPE_CHECKING:
     from sim.camera import Camera
+    from sim.config import CameraConfig
     from sim.dataset_inputs import Source
 
 __all__ = ["DEFAULT_CHUNK", "encrypt_dataset", "main", "open_dataset"]
@@ -91,6 +92,18 @@ class _Bar:
             self._bar.close()
 
 
+def worker_config(camera: Camera) -> CameraConfig:
+    """The configuration a worker builds the run's camera from, with ``camera.key``.
+
+    The key a camera holds already carries its faceplate transmission (the printed part's,
+    computed once here), so workers take it as given (``source = "assumed"``): they never
+    route the key again, and nothing derived from the key is cached on a worker's disk.
+    """
+    from sim.printed import TransmissionConfig
+
+    return camera.config.model_copy(update={"transmission": TransmissionConfig(source="assumed")})
+
+
 def _run_local(tasks, camera: Camera, token: str, workers: int, processes: bool, bar) -> list:
     import dask
     from dask.callbacks import Callback
@@ -120,7 +133,7 @@ def _run_local(tasks, camera: Camera, token: str, workers: int, processes: bool,
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=dw.install_camera,
-        initargs=(token, camera.config, camera.key),
+        initargs=(token, worker_config(camera), camera.key),
     )
     with pool, _Progress():
         return list(dask.compute(*delayed, scheduler="processes", pool=pool))
@@ -141,7 +154,7 @@ def _run_cluster(tasks, camera: Camera, token: str, address, bar) -> list:
         ) from None
     name = f"keycam-camera-{token}"
     try:
-        client.register_plugin(CameraPlugin(token, camera.config, camera.key), name=name)
+        client.register_plugin(CameraPlugin(token, worker_config(camera), camera.key), name=name)
         try:
             futures = [
                 client.submit(dw.encrypt_chunk, *args, key=f"{name}-{key}", pure=False)

@@ -275,3 +275,33 @@ def test_killed_run_resumes_to_the_same_store(tmp_path):
         f = tmp_path / "ds.zarr" / "frames" / "c" / str(c) / "0" / "0"
         assert f.stat().st_mtime_ns == mtime
     assert json.loads((tmp_path / "ds.zarr" / "zarr.json").read_text())["attributes"]["complete"]
+
+
+def test_workers_take_the_transmission_the_camera_already_has(monkeypatch) -> None:
+    """Workers never route the key again (nothing key-derived is cached on their disks):
+    they build the camera from its key, whose transmission is already the printed part's,
+    and get the same camera."""
+    import sim.printed
+    from sim import dataset_worker as dw
+    from sim.camera import Camera
+    from sim.dataset import worker_config
+
+    camera = Camera.default()
+    assert camera.transmission_info["source"] == "printed"
+    config = worker_config(camera)
+    assert config.transmission.source == "assumed"
+
+    def no_routing(*args, **kwargs):
+        raise AssertionError("a worker routed the key")
+
+    monkeypatch.setattr(sim.printed, "printed_for_key", no_routing)
+    dw.install_camera("t-workers", config, camera.key)
+    try:
+        built = dw.camera_for("t-workers")
+        assert built.key == camera.key
+        scene = np.linspace(0.0, 1.0, 64 * 64).reshape(64, 64)
+        a = camera.capture(scene, rng=np.random.default_rng(5), exposure_s=0.01)
+        b = built.capture(scene, rng=np.random.default_rng(5), exposure_s=0.01)
+        np.testing.assert_array_equal(a, b)
+    finally:
+        dw.remove_camera("t-workers")
