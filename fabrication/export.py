@@ -58,7 +58,7 @@ from fabrication.process import PRESETS, ProcessConfig, face_geometry
 from fabrication.routing import Route, route_permutation
 from fabrication.sampling import Polylines, sample_route
 from fabrication.transmission import Launch, fiber_transmission
-from keycam.cli import ArgumentParser, CLIError, progress, run
+from keycam.cli import ArgumentParser, CLIError, float_at_least, progress, run
 
 __all__ = [
     "FULL_WATERTIGHT_CHECK_FACES",
@@ -235,22 +235,18 @@ def _parser() -> ArgumentParser:
     return p
 
 
-def _positive(option: str, text: str | None, unit: str) -> float | None:
-    if text is None:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise CLIError(f"{option}: expected a number ({unit}), got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise CLIError(f"{option}: must be a finite number > 0 ({unit}), got {value:g}")
-    return value
-
-
 def _launch(f_number: str | None, pupil_mm: str | None) -> Launch | None:
     """The lens launch the options describe (``None``: acceptance uniformly filled)."""
-    n = _positive("--lens-f-number", f_number, "working f-number")
-    d = _positive("--pupil-distance", pupil_mm, "mm")
+    n = (
+        None
+        if f_number is None
+        else float_at_least("--lens-f-number", f_number, 0, "f-number", strict=True)
+    )
+    d = (
+        None
+        if pupil_mm is None
+        else float_at_least("--pupil-distance", pupil_mm, 0, "mm", strict=True)
+    )
     if n is None:
         if d is not None:
             raise CLIError("--pupil-distance needs --lens-f-number")
@@ -286,13 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets["3mf"] = out / f"{stem}.3mf"
     overrides = {}
     if args.attenuation is not None:
-        try:
-            att = float(args.attenuation)
-        except ValueError:
-            raise CLIError(f"--attenuation: expected dB/cm, got {args.attenuation!r}") from None
-        if not (math.isfinite(att) and att >= 0):
-            raise CLIError(f"--attenuation: must be a finite number >= 0 dB/cm, got {att:g}")
-        overrides["attenuation_db_per_cm"] = att
+        overrides["attenuation_db_per_cm"] = float_at_least(
+            "--attenuation", args.attenuation, 0, "dB/cm"
+        )
     launch = _launch(args.lens_f_number, args.pupil_distance)
     with OutputSet(overwrite=args.force, inputs=[key_path]) as outputs:
         for p in targets.values():

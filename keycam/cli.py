@@ -23,6 +23,7 @@ run cleanly too::
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import warnings
@@ -174,6 +175,24 @@ def int_at_least(name: str, text: str, lo: int = 1) -> int:
         raise CLIError(f"{name}: expected an integer, got {text!r}") from None
     if v < lo:
         raise CLIError(f"{name}: must be >= {lo}, got {v}")
+    return v
+
+
+def float_at_least(name: str, text: str, lo: float, unit: str, *, strict: bool = False) -> float:
+    """``text`` (a command-line value of option ``name``) as a finite number ``>= lo``
+    (``> lo`` with ``strict``).
+
+    Raises :class:`CLIError` naming the option: "--attenuation: expected a number (dB/cm),
+    got 'x'".
+    """
+    try:
+        v = float(text)
+    except ValueError:
+        raise CLIError(f"{name}: expected a number ({unit}), got {text!r}") from None
+    if not math.isfinite(v) or v < lo or (strict and v == lo):
+        raise CLIError(
+            f"{name}: must be a finite number {'>' if strict else '>='} {lo:g} ({unit}), got {v:g}"
+        )
     return v
 
 

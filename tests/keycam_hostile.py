@@ -6,18 +6,16 @@ Importable from any test as ``from keycam_hostile import ...`` (``tests/`` is on
 
 from __future__ import annotations
 
-import os
 import resource
 import signal
 import struct
 import subprocess
-import sys
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from keycam_testing import REPO, small_camera_toml
+from keycam_testing import run_module, small_camera_toml
 from PIL import Image
 
 from optics.faceplate import FaceplateConfig, keygen
@@ -130,10 +128,6 @@ def run_limited(
     A file-size limit simulates a full disk: writes past it fail with ``EFBIG`` (SIGXFSZ is
     ignored in the child).
     """
-    full_env = {**os.environ, **(env or {})}
-    full_env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), full_env.get("PYTHONPATH", "")) if p
-    )
 
     def limit() -> None:
         if address_space is not None:
@@ -142,12 +136,4 @@ def run_limited(
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
 
-    return subprocess.run(
-        [sys.executable, "-m", module, *map(str, args)],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        preexec_fn=limit,
-    )
+    return run_module(module, *args, cwd=cwd, env=env, timeout=timeout, preexec_fn=limit)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,11 +21,13 @@ def run_module(
     cwd: Path,
     env: Mapping[str, str] | None = None,
     timeout: float = 300,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess:
     """Run ``python -m module args...`` in ``cwd`` and capture its text output.
 
     The repository comes first on ``PYTHONPATH`` so the code under test is what runs, with or
-    without an installed copy; ``env`` adds to (or overrides) the current environment.
+    without an installed copy; ``env`` adds to (or overrides) the current environment;
+    ``preexec_fn`` runs in the child before it starts (e.g. resource limits).
     """
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(
@@ -38,6 +40,7 @@ def run_module(
         capture_output=True,
         text=True,
         timeout=timeout,
+        preexec_fn=preexec_fn,
     )
 
 
