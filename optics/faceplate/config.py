@@ -44,6 +44,14 @@ class FaceplateConfig(ConfigModel):
         description="Also permute whole blocks across the lattice, each block travelling as a "
         "sub-bundle (ignored for block_size 1, which stays coherent).",
     )
+    shuffle: Literal["uniform", "rows_then_columns"] = Field(
+        "uniform",
+        description="How the key permutes: 'uniform' draws every permutation inside a block "
+        "(and of the blocks) with equal probability; 'rows_then_columns' moves every fiber "
+        "along its row, then along its column (inside its block, and the blocks on the grid "
+        "of blocks), each line shuffled so that no three fibers reverse their order: every "
+        "site still reaches every other, and the printed bundle is much shorter.",
+    )
     transmission_mean: float = Field(
         1.0,
         gt=0,
@@ -81,7 +89,29 @@ class FaceplateConfig(ConfigModel):
                 f"core_diameter_um ({self.core_diameter_um} µm) must be smaller than "
                 f"pitch_um ({self.pitch_um} µm)"
             )
+        if self.shuffle == "rows_then_columns":
+            self._check_rows_then_columns()
         return self
+
+    def _check_rows_then_columns(self) -> None:
+        b, rows, cols = self.block_size, self.rows, self.cols
+        longest = _lat.MAX_TWO_LANE_LINE
+        if max(min(b, rows), min(b, cols)) > longest:
+            raise ValueError(
+                f"shuffle 'rows_then_columns' shuffles lines of at most {longest} fibers: "
+                f"block_size ({b}) must be <= {longest} (or the lattice that small)"
+            )
+        if self.permute_blocks and 1 < b < max(rows, cols):
+            if rows % b or cols % b:
+                raise ValueError(
+                    f"shuffle 'rows_then_columns' with permute_blocks needs block_size ({b}) "
+                    f"to divide rows ({rows}) and cols ({cols})"
+                )
+            if max(rows // b, cols // b) > longest:
+                raise ValueError(
+                    f"shuffle 'rows_then_columns' with permute_blocks shuffles at most "
+                    f"{longest} blocks per line: {rows // b} x {cols // b} blocks is too many"
+                )
 
     @property
     def n_fibers(self) -> int:

@@ -27,6 +27,10 @@ from optics.faceplate.keyfile import KeyFileError, canonical_json, read_key_file
 __all__ = ["Key", "KeyFileError", "keygen"]
 
 
+#: Configuration fields added after the first key files, with the value those keys had.
+_IMPLICIT = {"shuffle": "uniform"}
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a = np.array(a, copy=True)
     a.setflags(write=False)
@@ -141,7 +145,13 @@ class Key:
     def fingerprint(self) -> str:
         """First 16 hex digits of the SHA-256 of the key's canonical content; safe for logs."""
         h = hashlib.sha256()
-        h.update(canonical_json({"config": self.config.model_dump(mode="json")}))
+        config = self.config.model_dump(mode="json")
+        # a field added later counts only where it differs from what older keys implicitly
+        # had, so that their files keep their fingerprints
+        for name, old in _IMPLICIT.items():
+            if config.get(name) == old:
+                del config[name]
+        h.update(canonical_json({"config": config}))
         for name, a in self._arrays().items():
             a = np.ascontiguousarray(a)
             h.update(canonical_json([name, a.dtype.str, list(a.shape)]))
@@ -267,8 +277,16 @@ def keygen(config: FaceplateConfig) -> Key:
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(6)]
     r_route, r_blocks, r_trans, r_gain, r_bias, r_dead = streams
 
-    routing = _lat.local_block_permutation(rows, cols, b, rng=r_route)
-    if config.permute_blocks and b > 1:
+    rtc = config.shuffle == "rows_then_columns"
+    if rtc:
+        routing = _lat.local_rows_then_columns(rows, cols, b, rng=r_route)
+    else:
+        routing = _lat.local_block_permutation(rows, cols, b, rng=r_route)
+    if config.permute_blocks and 1 < b < max(rows, cols):
+        routing = _lat.move_blocks(
+            routing, rows, cols, b, rng=r_blocks, rows_then_columns_blocks=rtc
+        )
+    elif config.permute_blocks and b > 1:
         routing = _lat.move_blocks(routing, rows, cols, b, rng=r_blocks)
 
     fab = 1.0 + config.transmission_rms * r_trans.standard_normal(n)

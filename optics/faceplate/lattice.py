@@ -14,6 +14,8 @@ Conventions (shared by every keycam module that talks about fiber sites)
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from typing import Literal
 
@@ -28,8 +30,10 @@ __all__ = [
     "crosstalk_matrix",
     "fill_factor",
     "local_block_permutation",
+    "local_rows_then_columns",
     "move_blocks",
     "neighbour_pairs",
+    "rows_then_columns",
     "site_centers_um",
 ]
 
@@ -228,22 +232,110 @@ def local_block_permutation(
     return routing
 
 
+#: Longest line a rows-then-columns key shuffles (its shuffles are drawn from a list).
+MAX_TWO_LANE_LINE = 8
+
+
+@functools.cache
+def _two_lane_perms(m: int) -> np.ndarray:
+    """``(C_m, m)`` every permutation of ``m`` with no decreasing subsequence of length 3.
+
+    These are the unions of two increasing sequences; there are Catalan(m) of them (14 for
+    ``m = 4``, 1430 for ``m = 8``).
+    """
+    out = []
+    for p in itertools.permutations(range(m)):
+        top = [-1, -1]  # last value of each increasing sequence, the larger first
+        for v in p:
+            if v > top[0]:
+                top[0] = v
+            elif v > top[1]:
+                top[1] = v
+            else:
+                break  # v is below both: a decreasing subsequence of length 3
+        else:
+            out.append(p)
+    return np.array(out, dtype=np.int64).reshape(len(out), m)
+
+
+def _two_lane_shuffle(m: int, rng: np.random.Generator) -> np.ndarray:
+    """Uniformly random permutation of ``m`` positions that is a union of two increasing
+    sequences (no three positions reverse their order)."""
+    if m > MAX_TWO_LANE_LINE:
+        raise ValueError(f"two-lane shuffles are drawn for lines of at most {MAX_TWO_LANE_LINE}")
+    perms = _two_lane_perms(m)
+    return perms[rng.integers(perms.shape[0])].copy()
+
+
+def rows_then_columns(rows: int, cols: int, *, rng: np.random.Generator) -> np.ndarray:
+    """Random routing of a ``rows × cols`` grid: a shuffle of every row, then of every column.
+
+    Each line shuffle is a union of two increasing sequences (no three sites of a line
+    reverse their order). Every site can reach every other, and the routing is exactly one
+    move along the row and one along the column for every site.
+
+    Returns
+    -------
+    (rows * cols,) int64
+        ``routing[i]`` is the destination site of site ``i``; a permutation.
+    """
+    _check_shape(rows, cols)
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    mid_c = np.empty(rows * cols, dtype=np.int64)
+    for i in range(rows):
+        line = np.flatnonzero(r == i)
+        mid_c[line] = _two_lane_shuffle(cols, rng)[c[line]]
+    dest_r = np.empty(rows * cols, dtype=np.int64)
+    for j in range(cols):
+        line = np.flatnonzero(mid_c == j)  # one site of every row, in row order
+        dest_r[line] = _two_lane_shuffle(rows, rng)[r[line]]
+    return dest_r * cols + mid_c
+
+
+def local_rows_then_columns(
+    rows: int, cols: int, block_size: int, *, rng: np.random.Generator
+) -> np.ndarray:
+    """Block-local routing with every block shuffled by :func:`rows_then_columns`."""
+    n = rows * cols
+    routing = np.empty(n, dtype=np.int64)
+    bid = block_ids(rows, cols, block_size)
+    for k, (r0, c0, h, w) in enumerate(block_origins(rows, cols, block_size)):
+        sites = np.flatnonzero(bid == k)  # ascending: row-major inside the block
+        local = rows_then_columns(int(h), int(w), rng=rng)
+        lr, lc = np.divmod(local, int(w))
+        routing[sites] = (r0 + lr) * cols + c0 + lc
+    return routing
+
+
 def move_blocks(
-    routing: np.ndarray, rows: int, cols: int, block_size: int, *, rng: np.random.Generator
+    routing: np.ndarray,
+    rows: int,
+    cols: int,
+    block_size: int,
+    *,
+    rng: np.random.Generator,
+    rows_then_columns_blocks: bool = False,
 ) -> np.ndarray:
     """Compose a block-local ``routing`` with a random permutation of whole blocks.
 
     Every block travels as a unit (a sub-bundle): a site that ``routing`` sends to local
     position ``(i, j)`` of its own block goes to local position ``(i, j)`` of the block's
     destination. Blocks only trade places with blocks of the same shape (edge blocks of a
-    lattice that ``b`` does not divide stay among themselves).
+    lattice that ``b`` does not divide stay among themselves). With
+    ``rows_then_columns_blocks`` the blocks are shuffled by :func:`rows_then_columns` on the
+    grid of blocks (``b`` must divide ``rows`` and ``cols``).
     """
     org = block_origins(rows, cols, block_size)
     dest = np.arange(len(org))
-    shapes = org[:, 2] * (int(block_size) + 1) + org[:, 3]
-    for s in np.unique(shapes):
-        members = np.flatnonzero(shapes == s)
-        dest[members] = members[rng.permutation(members.size)]
+    if rows_then_columns_blocks:
+        if rows % block_size or cols % block_size:
+            raise ValueError("a rows-then-columns block shuffle needs b to divide rows and cols")
+        dest = rows_then_columns(rows // block_size, cols // block_size, rng=rng)
+    else:
+        shapes = org[:, 2] * (int(block_size) + 1) + org[:, 3]
+        for s in np.unique(shapes):
+            members = np.flatnonzero(shapes == s)
+            dest[members] = members[rng.permutation(members.size)]
     bid = block_ids(rows, cols, block_size)
     tr, tc = np.divmod(np.asarray(routing, dtype=np.int64), cols)
     src = bid[routing]

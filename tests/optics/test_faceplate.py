@@ -161,6 +161,67 @@ def test_block_size_one_is_coherent_even_with_block_permutation():
     assert np.array_equal(key.routing, np.arange(64 * 64))
 
 
+def _longest_decreasing(seq) -> int:
+    """Length of the longest strictly decreasing subsequence (quadratic dynamic programme)."""
+    best = []
+    for i, v in enumerate(seq):
+        best.append(1 + max([best[j] for j in range(i) if seq[j] > v], default=0))
+    return max(best, default=0)
+
+
+@pytest.mark.parametrize("m", range(1, 9))
+def test_two_lane_line_shuffles_are_the_catalan_permutations(m):
+    """Permutations with no decreasing subsequence of length 3 are counted by Catalan(m)."""
+    perms = lattice._two_lane_perms(m)
+    assert perms.shape == (math.comb(2 * m, m) // (m + 1), m)
+    assert len({tuple(p) for p in perms}) == perms.shape[0]
+    assert all(_longest_decreasing(list(p)) <= 2 for p in perms)
+
+
+@pytest.mark.parametrize("b,permute", [(4, True), (4, False), (8, True), (2, True)])
+def test_rows_then_columns_keys_move_along_a_row_then_a_column(b, permute):
+    """Every fiber moves along its row, then along its column; each line shuffle is one
+    two-lane pass (no three fibers of a line reverse their order)."""
+    rows = cols = 16
+    cfg = _cfg(rows=rows, cols=cols, block_size=b, permute_blocks=permute)
+    key = keygen(cfg.model_copy(update={"shuffle": "rows_then_columns"}))
+    routing = np.asarray(key.routing)
+    assert np.array_equal(np.sort(routing), np.arange(rows * cols))
+    sr = np.arange(rows * cols) // cols
+    dc = routing % cols
+    bid = lattice.block_ids(rows, cols, b)
+    if not permute:
+        assert np.array_equal(bid[routing], bid)
+    for r in range(rows):  # a row's fibers reach distinct columns: the row shuffle exists
+        assert np.unique(dc[sr == r]).size == cols
+    if not permute:  # inside a block, a block row's fibers keep a two-lane order
+        for k in range(bid.max() + 1):
+            for r in np.unique(sr[bid == k]):
+                f = np.flatnonzero((bid == k) & (sr == r))
+                assert _longest_decreasing(list(dc[f])) <= 2
+    assert np.mean(routing != np.arange(rows * cols)) > 0.5
+
+
+def test_rows_then_columns_needs_short_lines_and_whole_blocks():
+    with pytest.raises(ValidationError, match="at most 8"):
+        FaceplateConfig(rows=32, cols=32, block_size=16, shuffle="rows_then_columns")
+    with pytest.raises(ValidationError, match="divide"):
+        FaceplateConfig(rows=16, cols=16, block_size=3, shuffle="rows_then_columns")
+    with pytest.raises(ValidationError, match="blocks per line"):
+        FaceplateConfig(rows=64, cols=64, block_size=4, shuffle="rows_then_columns")
+    with pytest.raises(ValidationError, match="shuffle"):
+        FaceplateConfig(shuffle="sorted")
+    FaceplateConfig(rows=64, cols=64, block_size=8, shuffle="rows_then_columns")  # 8 x 8 blocks
+
+
+def test_uniform_keys_keep_the_fingerprint_of_earlier_key_files():
+    """The ``shuffle`` field was added later: uniform keys hash as before it existed."""
+    key = keygen(FaceplateConfig(rows=16, cols=16, block_size=4))
+    assert key.fingerprint == "1e68fe94ca1fb93f"  # written by the version without the field
+    other = keygen(FaceplateConfig(rows=16, cols=16, block_size=4, shuffle="rows_then_columns"))
+    assert other.fingerprint != key.fingerprint
+
+
 def test_keygen_is_deterministic_in_the_seed():
     cfg = _cfg(transmission_rms=0.1, bias_photons_per_s=5.0, dead_fraction=0.02, gain_key_rms=0.1)
     a, b = keygen(cfg), keygen(cfg)

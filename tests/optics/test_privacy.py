@@ -97,9 +97,11 @@ def test_local_leak_shrinks_with_block_size(scene):
     assert abs(totals[-1]) < 0.05  # global permutation
 
 
-@pytest.mark.parametrize("b", [4, 8, 16])
-def test_block_permutation_hides_the_thumbnail(scene, b):
-    key = _key(b, True, seed=0, transmission_rms=0.0)
+@pytest.mark.parametrize(
+    "b,shuffle", [(4, "uniform"), (8, "uniform"), (16, "uniform"), (8, "rows_then_columns")]
+)
+def test_block_permutation_hides_the_thumbnail(scene, b, shuffle):
+    key = _key(b, True, seed=0, transmission_rms=0.0, shuffle=shuffle)
     scr = scramble(scene, key)
     assert abs(_corr(scr, scene)) < 0.1
     assert abs(_corr(_remove_block_means(scr, b), _remove_block_means(scene, b))) < 0.1
