@@ -17,10 +17,16 @@ Only the passes of one phase need a separate *lane* stage between them (a move o
 phase on the same axis. The first stage fans the packed face out onto the grid, straight into
 the first slide's lanes; the last fans in from the last slide's lanes.
 
-Phases come from one of two decompositions (:func:`phase_plans`): the whole permutation
-(or every key block on its own, for a block-local key) split into column / row / column
-shuffles, or, for a key that moves whole blocks, the shuffles inside the blocks followed by
-the shuffles of the rigid blocks.
+Phases come from one of several decompositions (:func:`phase_plans`): the whole
+permutation (or every key block on its own, for a block-local key) split into column / row /
+column shuffles; for a key that moves whole blocks, the shuffles inside the blocks followed
+by the shuffles of the rigid blocks, or both interleaved and grouped by axis; for a key that
+moves every fiber along its row and then along its column, those two shuffles.
+
+The square grid serves both axes at once, so every move along a line costs ``P = L + s`` per
+site, about twice the face pitch. :func:`axis_layouts` instead stretches the grid across the
+running axis only (``s`` along the line, ``2L`` across) and *reshapes* it where the axis
+changes: grouped phases then move at ``s`` per site and pay one reshape per change of axis.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from fabrication.decompose import (
 )
 from optics.faceplate import lattice as lat
 
-__all__ = ["Phase", "block_structure", "layouts", "phase_plans"]
+__all__ = ["Phase", "axis_layouts", "block_structure", "layouts", "phase_plans"]
 
 
 @dataclass(frozen=True)
@@ -217,6 +223,7 @@ def phase_plans(
     move_length: Callable[[float], float] | None = None,
     pitch_mm: float = 1.0,
     lane_mm: float = 0.5,
+    along_mm: float | None = None,
 ) -> dict[str, list[Phase]]:
     """Candidate decompositions of ``routing`` into phases, by name.
 
@@ -225,9 +232,13 @@ def phase_plans(
     of the grid of blocks by estimated length; without it, by fewest passes.
 
     ``"block"`` (every key block on its own; block-local keys), ``"global"`` (the whole grid),
-    and ``"two_level"`` (shuffles inside the blocks, then the rigid blocks shuffled on the
-    block grid, rows first so the axes keep alternating) for keys that move whole blocks.
-    The router keeps whichever routes shortest.
+    and, for keys that move whole blocks, ``"two_level"`` (shuffles inside the blocks, then
+    the rigid blocks shuffled on the block grid, rows first so the axes keep alternating)
+    and ``"grouped_x"`` / ``"grouped_y"`` (the same shuffles interleaved so that phases on
+    one axis follow each other, for :func:`axis_layouts`; ``along_mm`` is the pitch along a
+    line there). A key that every fiber can travel as one move along its row and one along
+    its column also gets ``"rows_columns"`` (or ``"columns_rows"``): two phases. The router
+    keeps whichever routes shortest.
     """
     routing = np.asarray(routing, dtype=np.int64)
     n = rows * cols
@@ -237,12 +248,27 @@ def phase_plans(
     rng = np.random.default_rng(seed)
     plans: dict[str, list[Phase]] = {}
     bid = lat.block_ids(rows, cols, b)
-    if b < max(rows, cols) and np.array_equal(bid[routing], bid):
+    sr, sc = np.divmod(np.arange(n), cols)
+    dr, dc = np.divmod(routing, cols)
+    is_local = b < max(rows, cols) and np.array_equal(bid[routing], bid)
+    # a key that every fiber can travel as one move along its row and one along its column
+    # (or the other way round) needs two phases only (keys drawn with that shape:
+    # ``FaceplateConfig.shuffle``); a block-local key's lines stay inside their blocks
+    tag_r, tag_c = (bid * rows, bid * cols) if is_local else (0, 0)
+    if _distinct_per_line(sr, dc):
+        plans["rows_columns"] = [
+            _phase("x", tag_r + sr, sc, dc),
+            _phase("y", tag_c + dc, sr, dr),
+        ]
+    if _distinct_per_line(sc, dr):
+        plans["columns_rows"] = [
+            _phase("y", tag_c + sc, sr, dr),
+            _phase("x", tag_r + dr, sc, dc),
+        ]
+    if is_local:
         k = _local_rows(routing, rows, cols, b, rng)
         plans["block"] = _three_phases(routing, rows, cols, k, bid)
         return plans
-    sr, sc = np.divmod(np.arange(n), cols)
-    dr, dc = np.divmod(routing, cols)
     plans["global"] = _three_phases(
         routing, rows, cols, _decompose(sr, sc, dr, dc, rows, cols, rng), None
     )
@@ -258,26 +284,7 @@ def phase_plans(
         tbr, tbc = np.divmod(block_dest, nbc)
         # intermediate block column: the candidate with the shortest estimated block phases
         cands = grid_decompositions(bc, br, tbc, tbr, nbc, nbr, tries=BLOCK_TRIES, rng=rng)
-        if move_length is None:
-            inter_c = min(cands, key=lambda c: (sum(c[0]), c[1]))[2]
-        else:
-            scale = b * pitch_mm
-
-            def estimate(c) -> tuple[float, float]:
-                k = c[2]
-                moves = (np.abs(k - bc).max(), np.abs(tbr - br).max(), np.abs(tbc - k).max())
-                total = 0.0
-                for p, m in zip(c[0], moves, strict=True):
-                    if p == 1:
-                        total += move_length(m * scale + 0.5 * lane_mm)
-                    elif p > 1:  # radix passes: halving moves, a lane step between passes
-                        for j in range(p):
-                            step = min(float(m), 2.0 ** (p - 1 - j))
-                            total += move_length(step * scale + 0.5 * lane_mm)
-                        total += (p - 1) * move_length(lane_mm)
-                return total, c[1]
-
-            inter_c = min(cands, key=estimate)[2]
+        inter_c = _block_columns(cands, br, bc, tbr, tbc, move_length, b * pitch_mm, lane_mm)
         lr, lc = np.divmod(local, cols)
         blk = bid[local]  # block of every fiber (its own)
         off_r, off_c = lr - br[blk] * b, lc - bc[blk] * b
@@ -290,7 +297,126 @@ def phase_plans(
             _phase("x", end_r, mid_c, end_c),
         ]
         plans["two_level"] = phases
+        # the shuffles inside the blocks interleaved with the rigid-block moves and grouped
+        # by axis, for layouts with a different pitch per axis (:func:`axis_layouts`); x
+        # first, and y first (the same construction on the transposed lattice)
+        step = b * (along_mm if along_mm is not None else pitch_mm)
+        plans["grouped_x"] = _grouped_phases(
+            routing, rows, cols, b, rng, move_length, step, lane_mm
+        )
+        tsite, tdest = _transposed(routing, rows, cols)
+        on_t = _grouped_phases(tdest, cols, rows, b, rng, move_length, step, lane_mm)
+        plans["grouped_y"] = [
+            Phase("y" if ph.axis == "x" else "x", ph.positions[:, tsite], ph.lanes[:, tsite])
+            for ph in on_t
+        ]
     return plans
+
+
+def _distinct_per_line(line: np.ndarray, dest: np.ndarray) -> bool:
+    """True if no two items of one ``line`` share a ``dest``: the line shuffle that sends
+    every item to its ``dest`` along the other axis first exists."""
+    pairs = np.unique(np.column_stack([line, dest]), axis=0)
+    return bool(pairs.shape[0] == np.asarray(line).size)
+
+
+def _transposed(routing: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(tsite, trouting)``: site of every fiber on the transposed (``cols × rows``) lattice
+    and the routing there (fiber ``tsite[i]`` goes to the transposed destination of ``i``)."""
+    n = rows * cols
+    sr, sc = np.divmod(np.arange(n), cols)
+    tsite = sc * rows + sr
+    dr, dc = np.divmod(np.asarray(routing), cols)
+    trouting = np.empty(n, dtype=np.int64)
+    trouting[tsite] = dc * rows + dr
+    return tsite, trouting
+
+
+def _block_columns(cands, br, bc, tbr, tbc, move_length, scale: float, lane_mm: float):
+    """Intermediate block column of the candidate with the shortest estimated block phases.
+
+    ``scale`` is the lateral distance (mm) of one block step; without ``move_length`` the
+    candidate with the fewest passes wins.
+    """
+    if move_length is None:
+        return min(cands, key=lambda c: (sum(c[0]), c[1]))[2]
+
+    def estimate(c) -> tuple[float, float]:
+        k = c[2]
+        moves = (np.abs(k - bc).max(), np.abs(tbr - br).max(), np.abs(tbc - k).max())
+        total = 0.0
+        for p, m in zip(c[0], moves, strict=True):
+            if p == 1:
+                total += move_length(m * scale + 0.5 * lane_mm)
+            elif p > 1:  # radix passes: halving moves, a lane step between passes
+                for j in range(p):
+                    step = min(float(m), 2.0 ** (p - 1 - j))
+                    total += move_length(step * scale + 0.5 * lane_mm)
+                total += (p - 1) * move_length(lane_mm)
+        return total, c[1]
+
+    return min(cands, key=estimate)[2]
+
+
+def _grouped_phases(
+    routing: np.ndarray,
+    rows: int,
+    cols: int,
+    b: int,
+    rng: np.random.Generator,
+    move_length: Callable[[float], float] | None,
+    step_mm: float,
+    lane_mm: float,
+) -> list[Phase]:
+    """Row / column / row shuffles inside the blocks interleaved with the rigid-block moves.
+
+    A shuffle inside the blocks commutes with a move of whole blocks once it is carried along
+    with its block, so the six phases can run in any interleaving that keeps each sequence's
+    order. Here: local x, block x, local y, block y, local x, block x: three groups of two
+    phases on one axis, so a layout changes its shape only twice. ``routing`` must move whole
+    blocks (:func:`block_structure`); ``step_mm`` is the lateral distance of one block step,
+    which ranks the block decompositions with ``move_length``.
+    """
+    split = block_structure(routing, rows, cols, b)
+    if split is None:  # pragma: no cover - callers check the block structure first
+        raise ValueError("the routing does not move whole blocks")
+    local, block_dest = split
+    nbr, nbc = rows // b, cols // b
+    kb = np.arange(nbr * nbc)
+    br, bc = np.divmod(kb, nbc)
+    tbr, tbc = np.divmod(block_dest, nbc)
+    n = rows * cols
+    sr, sc = np.divmod(np.arange(n), cols)
+    lr, lc = np.divmod(local, cols)
+    bid = lat.block_ids(rows, cols, b)
+    fb = bid  # block of every fiber at the start
+    if _distinct_per_line(br, tbc) and _distinct_per_line(fb * rows + sr, lc):
+        # rows, then columns, at both levels: every fiber can reach its destination column
+        # in the first x phases, and the last group is empty
+        inter_c, kc = tbc, lc
+    else:
+        cands = grid_decompositions(bc, br, tbc, tbr, nbc, nbr, tries=BLOCK_TRIES, rng=rng)
+        inter_c = _block_columns(cands, br, bc, tbr, tbc, move_length, step_mm, lane_mm)
+        # the local shuffle as row / column / row: the column / row / column decomposition
+        # of the transposed lattice
+        tsite, trouting = _transposed(local, rows, cols)
+        kt = _local_rows(trouting, cols, rows, b, rng)  # intermediate rows, transposed key
+        kc = kt[tsite]  # intermediate column of every fiber (inside its own block)
+    r0, c0 = br[fb] * b, bc[fb] * b  # origin of the fiber's block
+    off_kc, off_lr, off_lc = kc - c0, lr - r0, lc - c0
+    ic = inter_c[fb] * b
+    er = tbr[fb] * b
+    ec = tbc[fb] * b
+    # a local phase's lines are the rows (columns) of one block, wherever it is: their own
+    # radix passes, not those of a whole line of the lattice
+    return [
+        _phase("x", fb * rows + sr, sc, kc),  # local, inside the source block
+        _phase("x", sr, kc, ic + off_kc),  # blocks along their block rows
+        _phase("y", fb * cols + ic + off_kc, sr, r0 + off_lr),  # local, carried along
+        _phase("y", ic + off_kc, r0 + off_lr, er + off_lr),  # blocks along block columns
+        _phase("x", fb * rows + er + off_lr, ic + off_kc, ic + off_lc),  # local, carried
+        _phase("x", er + off_lr, ic + off_lc, ec + off_lc),  # blocks along block rows
+    ]
 
 
 def layouts(
@@ -383,4 +509,88 @@ def layouts(
             push("shift")
     ex, ey = 0.0 * ex, 0.0 * ey  # back onto the plain grid before the fan-in
     push("lane")
+    return out
+
+
+def axis_layouts(
+    phases: list[Phase],
+    rows: int,
+    cols: int,
+    along_mm: float,
+    across_mm: float,
+    lane_mm: float,
+    *,
+    direct: bool = True,
+) -> list[tuple[str, np.ndarray]]:
+    """Grid layouts of a braid on a grid stretched across the axis of the running phase.
+
+    A slide along x needs room for two lanes across it (rows ``2L`` apart, lanes at ``±L/2``)
+    but only the tilted spacing ``s`` along it; a slide along y the same, turned. So
+    phases along x run on a grid of pitch ``along_mm`` in x and ``across_mm`` in y, phases
+    along y on the transposed grid, and where the axis changes a *reshape* stage takes every
+    fiber from one grid to the other (certified pair by pair, like the fans). Moves along a
+    line then cost ``s`` per site instead of the ``L + s`` of the square grid of
+    :func:`layouts`, at the price of one reshape per change of axis: worth it when phases on
+    one axis follow each other (:func:`phase_plans`, ``"grouped"``).
+
+    Parameters
+    ----------
+    phases : list of Phase
+        In order.
+    rows, cols : int
+        Lattice size.
+    along_mm, across_mm, lane_mm : float
+        Pitch along the running line, pitch across it (``≥ 2 L``) and lane spacing ``L``.
+    direct : bool
+        ``True``: a reshape goes straight from the lanes of the last pass into those of the
+        next; ``False``: it starts and ends on the plain grids, with lane stages around it.
+
+    Returns
+    -------
+    list of (kind, (n, 2) float)
+        As :func:`layouts`, with ``"reshape"`` stages where the axis changes.
+    """
+    n = rows * cols
+    row, col = np.divmod(np.arange(n), cols)
+    out: list[tuple[str, np.ndarray]] = []
+
+    def coords(axis: str, lanes: np.ndarray | None) -> np.ndarray:
+        off = 0.0 if lanes is None else (lanes - 0.5) * lane_mm
+        px, py = (along_mm, across_mm) if axis == "x" else (across_mm, along_mm)
+        x = (col - (cols - 1) / 2.0) * px + (off if axis == "y" else 0.0)
+        y = (row - (rows - 1) / 2.0) * py + (off if axis == "x" else 0.0)
+        return np.column_stack([x, y])
+
+    def push(kind: str, pos: np.ndarray) -> None:
+        if out and np.array_equal(out[-1][1], pos):
+            return
+        out.append((kind, pos))
+
+    active = [p for p in phases if p.n_passes > 0]
+    if not active:
+        return out
+    axis = active[0].axis
+    lanes: np.ndarray | None = None
+    # the fans end on the plain grid: a lane pair only L apart must not travel with a fan
+    push("grid", coords(axis, None))
+    for ph in active:
+        if ph.axis != axis:
+            if not direct:
+                push("lane", coords(axis, None))
+            axis = ph.axis
+            if not direct:
+                push("reshape", coords(axis, None))
+            push("reshape" if direct else "lane", coords(axis, ph.lanes[0]))
+        else:
+            push("lane", coords(axis, ph.lanes[0]))
+        for j in range(ph.n_passes):
+            lanes = ph.lanes[j]
+            if j > 0:
+                push("lane", coords(axis, lanes))
+            if axis == "y":
+                row = ph.positions[j + 1].copy()
+            else:
+                col = ph.positions[j + 1].copy()
+            push("shift", coords(axis, lanes))
+    push("lane", coords(axis, None))  # back onto the plain grid before the fan-in
     return out

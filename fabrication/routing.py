@@ -9,12 +9,17 @@ Construction (guaranteed collision-free for every permutation, block-local or no
 
 1. The grid permutation is split into column / row / column line shuffles
    (:func:`fabrication.decompose.decompose_grid`); a block-local key block by block, a key
-   that moves whole blocks also as shuffles inside the blocks then of the rigid blocks.
-2. The bundle fans out from the face onto a routing grid of pitch ``P = L + s``
-   (:func:`routing_pitches`), straight into the lanes of the first slide.
-3. Each line shuffle runs as two-lane passes; every slide along one axis also moves its
-   fibers into the lanes of the next slide along the other axis.
-4. The bundle fans back in to the output face.
+   that moves whole blocks also as shuffles inside the blocks and of the rigid blocks
+   (in sequence, or interleaved and grouped by axis), a key that moves every fiber once
+   along its row and once along its column as those two shuffles.
+2. The bundle fans out from the face onto a routing grid: square, of pitch ``2L`` or
+   ``P = L + s`` (:func:`routing_pitches`), or stretched across the axis of the first
+   phase (``s`` along, ``2L`` across, :func:`axis_pitches`).
+3. Each line shuffle runs as two-lane passes. On the square grid of pitch ``L + s`` every
+   slide along one axis also moves its fibers into the lanes of the next slide; on the
+   stretched grid a *reshape* stage turns the grid where the axis changes.
+4. The bundle fans back in to the output face. Of all decompositions and grids the
+   shortest route is kept.
 
 Every move is a *stage* with one shared C² profile (:mod:`fabrication.profiles`), its
 length the shortest that keeps tilt and curvature within the process limits and every pair
@@ -35,7 +40,7 @@ from typing import Literal
 
 import numpy as np
 
-from fabrication.braid import layouts, phase_plans
+from fabrication.braid import axis_layouts, layouts, phase_plans
 from fabrication.clearance import StageInfeasible, stage_length
 from fabrication.process import FaceGeometry, ProcessConfig
 from fabrication.profiles import min_stage_length, profile
@@ -43,12 +48,13 @@ from optics.faceplate import lattice as lat
 
 #: Version of the construction; changes whenever the same key may route differently (cached
 #: printed transmissions are keyed by it).
-ROUTE_VERSION = 3
+ROUTE_VERSION = 4
 
 __all__ = [
     "ROUTE_VERSION",
     "Route",
     "Stage",
+    "axis_pitches",
     "bend_bound_mm",
     "bend_length_mm",
     "fiber_displacements_mm",
@@ -65,7 +71,8 @@ class Stage:
     Attributes
     ----------
     kind : str
-        ``"fan_out"``, ``"fan_in"``, ``"lane"`` or ``"shift"``.
+        ``"fan_out"``, ``"fan_in"``, ``"reshape"`` (from a grid stretched along one axis to
+        one stretched along the other), ``"lane"`` or ``"shift"``.
     z0_mm, length_mm : float
         Start and z-extent of the stage, mm.
     a : float
@@ -80,6 +87,15 @@ class Stage:
     a: float
     start: np.ndarray = field(repr=False)
     end: np.ndarray = field(repr=False)
+
+    @property
+    def pairwise(self) -> bool:
+        """Whether the stage's clearance is certified pair by pair (fans and reshapes).
+
+        Lane and shift stages keep every pair apart by construction; the others bring
+        neighbours closer than the lanes do and are checked pair by pair.
+        """
+        return self.kind.startswith("fan") or self.kind == "reshape"
 
     @property
     def max_move_mm(self) -> float:
@@ -105,7 +121,9 @@ class Route:
         Pitch of the routing grid, mm.
     decomposition : str
         ``"block"`` (each key block routed on its own), ``"global"``, ``"two_level"``
-        (inside the blocks, then the rigid blocks) or ``"identity"``.
+        (inside the blocks, then the rigid blocks), ``"grouped_x"`` / ``"grouped_y"`` (both
+        interleaved, grouped by axis), ``"rows_columns"`` / ``"columns_rows"`` (one move
+        along each axis) or ``"identity"``; see :func:`fabrication.braid.phase_plans`.
     """
 
     face: FaceGeometry
@@ -310,6 +328,22 @@ def routing_pitches(
     return pitch, lane
 
 
+def axis_pitches(face: FaceGeometry, process: ProcessConfig) -> tuple[float, float, float]:
+    """Pitches along and across the running line, and lane spacing, for axis layouts, mm.
+
+    Along the line fibers that tilt together need ``s = (core + wall)/cos θ_max`` + margin;
+    across it two lanes ``L`` = core + wall + margin apart, so ``2 L``
+    (:func:`fabrication.braid.axis_layouts`). A square face printed coarser keeps its pitch.
+    """
+    c = process.min_pitch_mm
+    lane = c + process.route_margin_mm
+    along = c * math.sqrt(1.0 + process.tan_tilt**2) + process.route_margin_mm
+    across = 2.0 * lane
+    if face.lattice == "square":
+        along, across = max(along, face.pitch_mm), max(across, face.pitch_mm)
+    return along, across, lane
+
+
 # -- construction ----------------------------------------------------------------------------
 
 
@@ -325,15 +359,17 @@ def _stages(
 
     Lane and shift stages keep every pair apart by construction (lanes ``L`` apart, fibers
     of one lane at least ``clearance / cos θ_max`` apart along their line), so only tilt and
-    bend radius set their length; the fans bring neighbours from the packed face onto the
-    grid and are checked pair by pair (:func:`fabrication.clearance.stage_length`).
+    bend radius set their length; the fans (packed face to grid) and reshapes (one grid to
+    another) are checked pair by pair (:func:`fabrication.clearance.stage_length`).
     """
     stages = []
     z = z0
     for idx in range(1, len(seq)):
         kind = seq[idx][0]
         a0, a1 = seq[idx - 1][1], seq[idx][1]
-        if kind.startswith("fan"):
+        if kind == "reshape":
+            ln, a = stage_length(a0, a1, clearance, tan_tilt, radius)
+        elif kind.startswith("fan"):
             # the fan-in is the fan-out run backwards for other fibers (same sites, same grid
             # points, and the profile is symmetric), so its length is computed once per grid
             key = _layout_key(a0, a1) if kind == "fan_out" else _layout_key(a1, a0)
@@ -404,10 +440,13 @@ def route_permutation(
         Limits (clearance, bend radius, tilt, end length). A gentler design bend radius (less
         bend loss, more length) is a process override:
         ``ProcessConfig.preset("resin", min_bend_radius_mm=20)``.
-    lanes : {"auto", "separate", "merged"}
-        How fibers enter their lanes (:func:`fabrication.braid.layouts`): in separate lane
-        stages on a grid of pitch ``2L``, or set by the slide of the perpendicular phase on a
-        grid of pitch ``L + s``; ``"auto"`` routes both and keeps the shorter.
+    lanes : {"auto", "separate", "merged", "axis"}
+        How fibers enter their lanes and on which grid they move: in separate lane stages on
+        a square grid of pitch ``2L``; set by the slide of the perpendicular phase on a square
+        grid of pitch ``L + s`` (:func:`fabrication.braid.layouts`); or on a grid stretched
+        across the running axis, reshaped where the axis changes
+        (:func:`fabrication.braid.axis_layouts`). ``"auto"`` routes all and keeps the
+        shortest.
 
     Returns
     -------
@@ -415,7 +454,12 @@ def route_permutation(
         Deterministic: the same inputs give the same route. Of the candidate decompositions
         the shortest is kept.
     """
-    styles = {"auto": (False, True), "separate": (False,), "merged": (True,)}
+    styles = {
+        "auto": ("separate", "merged", "axis"),
+        "separate": ("separate",),
+        "merged": ("merged",),
+        "axis": ("axis",),
+    }
     if lanes not in styles:
         raise ValueError(f"lanes must be one of {sorted(styles)}, got {lanes!r}")
     rows, cols = face.rows, face.cols
@@ -431,6 +475,7 @@ def route_permutation(
     best: Route | None = None
     fans: dict = {}
     est_pitch, est_lane = routing_pitches(face, process, merged=True)
+    along, across, axis_lane = axis_pitches(face, process)
     plans = phase_plans(
         routing,
         rows,
@@ -439,20 +484,31 @@ def route_permutation(
         move_length=lambda d: min_stage_length(d, t, radius)[0],
         pitch_mm=est_pitch,
         lane_mm=est_lane,
+        along_mm=along,
     )
     for name, phases in plans.items():
-        for merged in styles[lanes]:
-            pitch, lane = routing_pitches(face, process, merged=merged)
-            grid = layouts(phases, rows, cols, pitch, lane, merged=merged)
-            try:
-                stages = _stages(
-                    _face_sequence(face, routing, grid), clearance, t, radius, end, fans
-                )
-            except StageInfeasible:  # pragma: no cover - the construction keeps the clearance
-                continue
-            route = Route(face, routing, tuple(stages), end, pitch, name)
-            if best is None or route.length_mm < best.length_mm - 1e-9:
-                best = route
+        for style in styles[lanes]:
+            if style == "axis":
+                pitch = along
+                grids = [
+                    axis_layouts(phases, rows, cols, along, across, axis_lane, direct=d)
+                    for d in (True, False)
+                ]
+            else:
+                merged = style == "merged"
+                pitch, lane = routing_pitches(face, process, merged=merged)
+                grids = [layouts(phases, rows, cols, pitch, lane, merged=merged)]
+            for grid in grids:
+                try:
+                    stages = _stages(
+                        _face_sequence(face, routing, grid), clearance, t, radius, end, fans
+                    )
+                except StageInfeasible:
+                    continue  # a direct reshape that brings two fibers too close
+                route = Route(face, routing, tuple(stages), end, pitch, name)
+                if best is None or route.length_mm < best.length_mm - 1e-9:
+                    best = route
+                break
     if best is None:  # pragma: no cover
         raise RuntimeError("no decomposition of the routing could be laid out")
     return best

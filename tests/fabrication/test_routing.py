@@ -149,15 +149,20 @@ def test_a_too_short_route_fails_with_rule_and_fiber(resin: ProcessConfig, make_
     assert "VIOLATED" in msg and "fiber" in msg and "30" in msg
 
 
-@pytest.mark.parametrize("lanes", ["separate", "merged"])
+PITCH = {"separate": 2.1, "merged": 2.2547, "axis": 1.2047}  # 2L, L + s, s (resin, mm)
+
+
+@pytest.mark.parametrize("lanes", ["separate", "merged", "axis"])
 @pytest.mark.parametrize("rows,block,permute", [(8, 4, True), (8, 8, False)])
-def test_both_lane_styles_are_collision_free(
+def test_every_lane_style_is_collision_free(
     rows: int, block: int, permute: bool, lanes: str, make_key, resin: ProcessConfig
 ) -> None:
     key = make_key(rows, block, permute)
     face = face_geometry("square", rows, rows, 1000.0, resin)
     route = route_permutation(face, key.routing, block, resin, lanes=lanes)
-    assert route.route_pitch_mm == pytest.approx(2.1 if lanes == "separate" else 2.2547, abs=1e-4)
+    # s = (core + wall) / cos 30° + margin; L = core + wall + margin
+    assert PITCH["axis"] == pytest.approx(1.0 / math.cos(math.radians(30.0)) + 0.05, abs=1e-4)
+    assert route.route_pitch_mm == pytest.approx(PITCH[lanes], abs=1e-4)
     assert _independent_min_distance(route) >= 1.0 - 0.01
     pl = sample_route(route, resin)
     rep = run_checks(route, pl, resin, block)
@@ -234,3 +239,70 @@ def test_any_permutation_routes_checked_and_above_the_bound(
     assert rep.passed, [c.message(cols) for c in rep.failures()]
     assert route.length_mm > bend_bound_mm(face, routing, resin)
     assert _independent_min_distance(route) >= 1.0 - 0.01
+
+
+def _chain(phases, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column of every fiber after applying ``phases``; each must move along its axis."""
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    for ph in phases:
+        along = r if ph.axis == "y" else c
+        assert np.array_equal(ph.positions[0], along)
+        if ph.axis == "y":
+            r = ph.positions[-1].copy()
+        else:
+            c = ph.positions[-1].copy()
+        assert np.unique(r * cols + c).size == rows * cols  # still one fiber per site
+    return r, c
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_grouped_phases_interleave_blocks_and_local_shuffles(seed: int, make_key) -> None:
+    """Shuffles inside the blocks, carried along with their blocks, reach the same routing in
+    three groups of one axis each (x x y y x x, or transposed)."""
+    from fabrication.braid import phase_plans
+
+    routing = np.asarray(make_key(16, 4, True, seed).routing)
+    plans = phase_plans(routing, 16, 16, 4)
+    for name, axes in (("grouped_x", "xxyyxx"), ("grouped_y", "yyxxyy")):
+        phases = plans[name]
+        assert "".join(p.axis for p in phases) == axes
+        r, c = _chain(phases, 16, 16)
+        assert np.array_equal(r * 16 + c, routing)
+
+
+def test_axis_layouts_reshape_only_where_the_axis_changes(make_key, resin) -> None:
+    """A block-permuted key routed on axis layouts: two reshapes (three groups); shorter than
+    the square grid, and collision-free."""
+    key = make_key(16, 4, True, 1)
+    face = face_geometry("square", 16, 16, 1000.0, resin)
+    axis = route_permutation(face, key.routing, 4, resin, lanes="axis")
+    square = route_permutation(face, key.routing, 4, resin, lanes="merged")
+    kinds = [s.kind for s in axis.stages]
+    assert kinds.count("reshape") == 2
+    assert kinds[0] == "fan_out" and kinds[-1] == "fan_in"
+    assert all(s.pairwise == (s.kind in ("fan_out", "fan_in", "reshape")) for s in axis.stages)
+    assert axis.length_mm < square.length_mm
+    assert _independent_min_distance(axis) >= 1.0 - 0.01
+
+
+@pytest.mark.parametrize("permute", [False, True])
+def test_a_rows_then_columns_key_routes_in_two_groups(permute: bool, resin) -> None:
+    """Every fiber moves once along its row and once along its column: one reshape, and a
+    bundle far shorter than for a uniform key of the same lattice."""
+    from fabrication.export import build
+    from fabrication.routing import bend_bound_mm
+
+    def key(shuffle: str):
+        return keygen(
+            FaceplateConfig(rows=16, cols=16, block_size=4, permute_blocks=permute, seed=3,
+                            shuffle=shuffle)
+        )  # fmt: skip
+
+    dev = build(key("rows_then_columns"), resin)
+    assert dev.report.passed, [c.message(16) for c in dev.report.failures()]
+    route = dev.route
+    assert [s.kind for s in route.stages].count("reshape") == 1
+    assert route.length_mm >= bend_bound_mm(route.face, route.routing, resin)
+    face = face_geometry("square", 16, 16, 1000.0, resin)
+    uniform = route_permutation(face, key("uniform").routing, 4, resin)
+    assert route.length_mm < 0.8 * uniform.length_mm
