@@ -1,8 +1,9 @@
 """Benchmark: route, check and export the default camera's key, and the same blocks in place.
 
-Two keys of the default camera's faceplate recipe (``sim/data/default_camera.toml``: 16 × 16
-fibers, 4 × 4 blocks, key seed 0): as configured (blocks permuted), and with the blocks kept
-in place. For each: route time (``route_permutation`` alone), time of route + sample + check,
+Three keys of the default camera's faceplate recipe (``sim/data/default_camera.toml``: 16 ×
+16 fibers, 4 × 4 blocks, rows-then-columns shuffles, key seed 0): as configured (blocks
+permuted), with the blocks kept in place, and drawn uniformly (``shuffle = "uniform"``, the
+recipe of earlier versions). For each: route time (``route_permutation`` alone), time of route + sample + check,
 meshing, cores STL, matrix STL and 3MF; peak memory (max RSS of a fresh child process per
 run); bundle length against the straight-line bound (``max s_i / tan θ``) and the bend-aware
 bound (S-curves at the minimum bend radius plus the straight ends), with both ratios; the
@@ -29,7 +30,12 @@ import time
 from pathlib import Path
 
 
-def _child(rows: int, block: int, permute: bool, do_3mf: bool) -> dict:
+#: Cases: the default recipe (blocks permuted), the same blocks kept in place, and the
+#: default lattice with uniformly drawn keys (the recipe before rows-then-columns keys).
+CASES = {"perm": (True, None), "local": (False, None), "perm_uniform": (True, "uniform")}
+
+
+def _child(rows: int, block: int, case: str, do_3mf: bool) -> dict:
     import numpy as np
 
     from fabrication.export import build, route_key
@@ -37,11 +43,20 @@ def _child(rows: int, block: int, permute: bool, do_3mf: bool) -> dict:
     from optics.faceplate import FaceplateConfig, keygen
     from sim.config import CameraConfig
 
+    permute, shuffle = CASES[case]
     recipe = CameraConfig.default().faceplate.model_dump()
     recipe.update(rows=rows, cols=rows, block_size=block, permute_blocks=permute)
+    if shuffle is not None:
+        recipe["shuffle"] = shuffle
     key = keygen(FaceplateConfig(**recipe))
     process = ProcessConfig.preset("resin")
-    out: dict = {"permute_blocks": permute, "n_fibers": key.n_fibers}
+    out: dict = {
+        "case": case,
+        "permute_blocks": permute,
+        "shuffle": key.config.shuffle,
+        "n_fibers": key.n_fibers,
+        "decomposition": None,
+    }
     t0 = time.perf_counter()
     route_key(key, process)
     t_route = time.perf_counter() - t0
@@ -55,6 +70,7 @@ def _child(rows: int, block: int, permute: bool, do_3mf: bool) -> dict:
 
     camera_lens = lens_launch(CameraConfig.default().lens)
     seen = PrintedTransmission.from_device(dev, camera_lens).total
+    out["decomposition"] = dev.route.decomposition
     out.update(_mesh_figures(dev, process, do_3mf))
     r = dev.report
     out.update(
@@ -133,13 +149,13 @@ def main() -> None:
     p.add_argument("--child", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child is not None:
-        print(json.dumps(_child(a.rows, a.block, a.child == "perm", not a.no_3mf)))
+        print(json.dumps(_child(a.rows, a.block, a.child, not a.no_3mf)))
         return
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     results = []
-    for case in ("perm", "local"):
+    for case in CASES:
         runs = []
         for _ in range(a.repeat):
             cmd = [sys.executable, __file__, "--rows", str(a.rows), "--block", str(a.block),
