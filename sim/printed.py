@@ -201,10 +201,11 @@ def apply_transmission(config: TransmissionConfig, key, launch=None) -> tuple[An
 def lens_launch(lens):
     """The cone a camera lens launches into the input face (a fabrication ``Launch``).
 
-    A thin lens with its stop at the lens: cone half-angle ``atan(1/(2 N_w))`` at the working
-    f-number, exit pupil at the image distance, so the chief ray to a site at radius ``r``
-    tilts by ``atan(r / s_i)``.
+    Cone half-angle ``atan(1/(2 N_w))`` at the working f-number, around the chief ray from the
+    exit pupil ``p = lens.pupil_distance_mm`` in front of the face (``exit_pupil_distance_mm``,
+    or the image distance ``s_i`` for a stop at the lens), so the chief ray to a site at radius
+    ``r`` tilts by ``atan(r / p)``.
     """
     from fabrication.transmission import Launch
 
-    return Launch.from_f_number(lens.working_f_number, lens.image_distance_mm)
+    return Launch.from_f_number(lens.working_f_number, lens.pupil_distance_mm)

@@ -113,6 +113,21 @@ print(
 )
 
 # %% [markdown]
+# The fall-off is set by the lens's exit pupil: the $\cos^4$ law holds for the angle
+# $\theta' = \arctan(r/p)$ at which the chief ray from an exit pupil $p$ in front of the image
+# arrives ([models](../explanation/models.md), Lens). Without `exit_pupil_distance_mm` keycam
+# takes a thin lens with its stop at the lens, $p = s_i$. If the data sheet gives the exit
+# pupil's distance from the image, or calls the lens image-side telecentric (a very distant
+# exit pupil), set it: the corners then get more light, and behind a printed faceplate each
+# cone enters its fiber closer to the fiber's axis, so the bends strip less of it.
+
+# %%
+far_pupil = LensConfig.model_validate({**lens.model_dump(), "exit_pupil_distance_mm": 400.0})
+ri_far = float(relative_illumination(far_pupil, half_diag_mm))
+assert abs(ri_far - math.cos(math.atan(half_diag_mm / 400.0)) ** 4) < 1e-12
+print(f"exit pupil 400 mm from the image: relative illumination in the corner {ri_far:.3f}")
+
+# %% [markdown]
 # Here the check fails in practice: a 50 mm lens for 35 mm film has a 43 mm image circle,
 # half the 90 mm diagonal of the default 64 mm face, and even an ideal lens would leave the
 # corners with a third of the centre's light. Either choose a longer, larger-format lens (the

@@ -7,6 +7,10 @@ The lens forms the scene on the faceplate's input face. Conventions:
   (PSF, MTF, irradiance) uses ``N_w``; for an object at infinity ``N_w = N`` and ``s_i = f``.
 * **Field angle.** A point at ideal (undistorted) image radius ``r`` sees the scene at
   ``θ = atan(r / s_i)`` (``atan(r/f)`` at infinity).
+* **Exit pupil.** The chief ray reaches that point at ``θ' = atan(r / p)``, ``p`` the distance
+  from the image to the exit pupil (``exit_pupil_distance_mm``; ``s_i`` when unset, a stop at
+  the lens, so ``θ' = θ``). Natural vignetting is ``cos⁴θ'`` and the light cone entering the
+  faceplate is tilted by ``θ'``; a large ``p`` approaches an image-side telecentric lens.
 * **Orientation.** A thin lens inverts the image. keycam presents the image plane *upright*,
   as seen looking at the scene: row 0 is the top of the scene, column 0 its left edge, ``x``
   to the right and ``y`` **down** (OpenCV's camera frame). The physical image on the faceplate

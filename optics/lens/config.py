@@ -16,7 +16,13 @@ _MAX_WAVELENGTHS = 8
 
 
 class LensConfig(ConfigModel):
-    """A thin, rotationally symmetric lens with a circular aperture stop at the lens.
+    """A thin, rotationally symmetric lens with a circular aperture stop.
+
+    The exit pupil sits at the lens (``s_i`` in front of the image) unless
+    ``exit_pupil_distance_mm`` places it elsewhere, e.g. far away for an image-side telecentric
+    lens; it sets the chief-ray angle at the image, and with it the natural vignetting and
+    the tilt of the light cone entering the faceplate. The cone itself (working f-number) does
+    not depend on it.
 
     Build from keyword arguments or a TOML table; every bad value fails here with the field
     name. Hashable (frozen), so results derived from it can be cached.
@@ -60,6 +66,16 @@ class LensConfig(ConfigModel):
         ge=0,
         le=100,
         description="Lateral magnification |m| (dimensionless), instead of object_distance_mm.",
+    )
+    exit_pupil_distance_mm: float | None = Field(
+        None,
+        gt=0,
+        le=1e6,
+        description=(
+            "Distance from the image plane to the exit pupil, mm; None = at the lens (a thin "
+            "lens with its stop at the lens, s_i). Large values approach an image-side "
+            "telecentric lens, whose chief rays arrive parallel to the axis."
+        ),
     )
 
     @field_validator("wavelength_nm")
@@ -110,6 +126,17 @@ class LensConfig(ConfigModel):
     def image_distance_mm(self) -> float:
         """Image distance ``s_i = f (1 + |m|)`` in mm."""
         return self.focal_length_mm * (1.0 + self.abs_magnification)
+
+    @property
+    def pupil_distance_mm(self) -> float:
+        """Distance from the image plane to the exit pupil in mm: ``exit_pupil_distance_mm``,
+        or the image distance ``s_i`` when that is ``None`` (stop at the lens).
+
+        The chief ray to an image point at radius ``r`` arrives at ``θ' = atan(r / p)``.
+        """
+        if self.exit_pupil_distance_mm is not None:
+            return float(self.exit_pupil_distance_mm)
+        return self.image_distance_mm
 
     @property
     def working_f_number(self) -> float:

@@ -19,10 +19,12 @@ scene, column 0 its left (see :mod:`optics.lens`).
 **Model.** Each sample's footprint is pulled back through the inverse distortion to the ideal
 image plane (its four corners, made an axis-aligned rectangle with the same edges) and the
 piecewise-constant scene is integrated over it exactly (area weighting — no aliasing when the
-scene is finer than the samples). Flux per unit area is ``π L T cos⁴θ / (1 + 4 N_w²)`` on the
+scene is finer than the samples). Flux per unit area is ``π L T cos⁴θ' / (1 + 4 N_w²)`` on the
 ideal plane, so distortion only moves light: stretched regions get dimmer, compressed ones
-brighter, total flux is kept. ``cos⁴θ`` is taken at each sample's centre. Photons/s are
-``E · area · λ/(h c)``.
+brighter, total flux is kept. ``θ'`` is the image-side chief-ray angle ``atan(r / p)`` at each
+sample's centre (ideal radius ``r``), ``p`` the exit pupil's distance
+(:attr:`~optics.lens.LensConfig.pupil_distance_mm`; the field angle ``θ`` for a stop at the
+lens). Photons/s are ``E · area · λ/(h c)``.
 
 **PSF.** The blur is the pixel-integrated PSF of :func:`optics.lens.psf` cut to the smallest
 centred square holding ``psf_energy`` of its energy (default 0.98; the Airy tail beyond holds
@@ -155,7 +157,7 @@ def _area_operator(
     dx_um: float,
     shape: tuple[int, int],
 ) -> sp.csr_matrix:
-    """Area of overlap (ideal-plane, in scene-pixel units) × cos⁴θ, as a sparse matrix."""
+    """Area of overlap (ideal-plane, in scene-pixel units) × cos⁴θ', as a sparse matrix."""
     h, w = scene_shape
     ny, nx = shape
     s_i = lens.image_distance_mm
@@ -182,8 +184,13 @@ def _area_operator(
         bottom = np.broadcast_to(v[1:, None], (ny, nx))
     left, right, top, bottom = (q.reshape(-1) for q in (left, right, top, bottom))
     if lens.vignetting:
+        # tan of the field angle at each sample's centre (ideal plane): x / s_i, y / s_i
         tcx = (0.5 * (left + right) - w / 2.0) * a
         tcy = (0.5 * (top + bottom) - h / 2.0) * a
+        if lens.exit_pupil_distance_mm is not None:
+            # image-side chief ray: tan θ' = r / p = tan θ · s_i / p (stop at the lens: θ' = θ)
+            k = s_i / lens.pupil_distance_mm
+            tcx, tcy = tcx * k, tcy * k
         cos4 = 1.0 / (1.0 + tcx * tcx + tcy * tcy) ** 2
     else:
         cos4 = np.ones(ny * nx)

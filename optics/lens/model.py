@@ -85,19 +85,28 @@ def mtf(
 
 
 def relative_illumination(lens: LensConfig, r_mm: np.ndarray | float) -> np.ndarray:
-    """Natural vignetting ``cos⁴θ`` with ``θ = atan(r / s_i)``; ones if ``vignetting`` is off.
+    """Natural vignetting ``cos⁴θ'``, the cos⁴ law of the exit pupil; ones if ``vignetting`` is off.
+
+    ``θ' = atan(r / p)`` is the image-side chief-ray angle, ``p`` the distance from the image
+    to the exit pupil (:attr:`LensConfig.pupil_distance_mm`: ``s_i`` for a stop at the lens,
+    where ``θ'`` equals the field angle; ``θ' → 0`` and no fall-off for an image-side
+    telecentric lens).
 
     Parameters
     ----------
     r_mm : array_like of float
         Ideal (undistorted) image radius in mm, any shape.
+
+    Returns
+    -------
+    ri : ndarray of float, same shape, in (0, 1]; 1 on the axis.
     """
     r = np.asarray(r_mm, dtype=float)
     if not np.all(np.isfinite(r)):
         raise ValueError("r_mm must be finite (mm)")
     if not lens.vignetting:
         return np.ones_like(r)
-    t2 = (r / lens.image_distance_mm) ** 2
+    t2 = (r / lens.pupil_distance_mm) ** 2  # tan²θ'
     return 1.0 / (1.0 + t2) ** 2  # cos⁴(atan t) = 1 / (1 + t²)²
 
 
@@ -133,7 +142,9 @@ def undistort(
 def image_irradiance(
     lens: LensConfig, radiance_w_m2_sr: np.ndarray | float, r_mm: np.ndarray | float = 0.0
 ) -> np.ndarray:
-    """Image irradiance ``E = π L T cos⁴θ / (1 + 4 N_w²)`` in W m⁻² (no distortion).
+    """Image irradiance ``E = π L T cos⁴θ' / (1 + 4 N_w²)`` in W m⁻² (no distortion).
+
+    ``θ'`` is the image-side chief-ray angle (see :func:`relative_illumination`).
 
     Parameters
     ----------

@@ -213,6 +213,52 @@ def test_cos4_relative_illumination():
     assert np.all(relative_illumination(lens_(vignetting=False), r) == 1)
 
 
+@pytest.mark.parametrize("pupil_mm", [4.0, 35.0, 300.0])
+def test_exit_pupil_sets_the_cos4_angle(pupil_mm):
+    """cos⁴ law of the exit pupil: E = π L T sin²u' cos⁴θ', θ' = atan(r / p) (models.md: Lens).
+
+    With the exit pupil placed, the conjugates no longer set the angle, and the cone (working
+    f-number: PSF, irradiance on the axis) stays what it was.
+    """
+    r = np.linspace(0, 25, 51)
+    want = np.cos(np.arctan(r / pupil_mm)) ** 4
+    for kw in ({}, {"magnification": 0.5}):
+        lens = lens_(exit_pupil_distance_mm=pupil_mm, **kw)
+        assert lens.pupil_distance_mm == pupil_mm
+        np.testing.assert_allclose(relative_illumination(lens, r), want, rtol=1e-12, atol=0)
+        n_w = 4.0 * (1 + kw.get("magnification", 0.0))
+        assert lens.working_f_number == pytest.approx(n_w)
+        e_axis = np.pi * 2.0 / (1 + 4 * n_w**2)
+        np.testing.assert_allclose(image_irradiance(lens, 2.0, r), e_axis * want, rtol=1e-12)
+        same_cone = lens_(**kw)
+        assert np.array_equal(psf(lens, dx_um=1.0, n=33), psf(same_cone, dx_um=1.0, n=33))
+
+
+def test_a_distant_exit_pupil_is_image_side_telecentric():
+    """Chief rays parallel to the axis: no natural vignetting (cos⁴θ' = 1 within 1e-6)."""
+    lens = lens_(exit_pupil_distance_mm=1e6)
+    r = np.linspace(0, 25, 51)
+    assert np.max(np.abs(relative_illumination(lens, r) - 1.0)) < 1e-6
+    assert relative_illumination(lens_(), 25.0) < 0.3  # the same lens with its stop at the lens
+
+
+@pytest.mark.parametrize(
+    ("kw", "s_i"),
+    [({}, 20.0), ({"magnification": 0.5}, 30.0), ({"object_distance_mm": 60.0}, 30.0)],
+)
+def test_no_exit_pupil_is_a_stop_at_the_lens(kw, s_i):
+    """``exit_pupil_distance_mm = None`` keeps the thin lens with its stop at the lens: the
+    exit pupil at ``s_i``, the values bit for bit ``cos⁴(atan(r/s_i)) = 1/(1 + (r/s_i)²)²``."""
+    r = np.linspace(0, 25, 51)
+    lens = lens_(**kw)
+    assert lens.exit_pupil_distance_mm is None
+    assert lens.image_distance_mm == pytest.approx(s_i) and lens.pupil_distance_mm == s_i
+    got = relative_illumination(lens, r)
+    assert np.array_equal(got, 1.0 / (1.0 + (r / lens.image_distance_mm) ** 2) ** 2)
+    at_lens = lens_(exit_pupil_distance_mm=lens.image_distance_mm, **kw)
+    assert np.array_equal(relative_illumination(at_lens, r), got)
+
+
 def opencv_distort(x, y, k1, k2, k3, p1, p2):
     r2 = x * x + y * y
     rad = 1 + k1 * r2 + k2 * r2**2 + k3 * r2**3
@@ -300,6 +346,30 @@ def test_vignetting_in_form_image_follows_cos4():
     assert np.degrees(theta.max()) > 40
     np.testing.assert_allclose(img / flat, np.cos(theta) ** 4, atol=1e-3)
     np.testing.assert_allclose(flat, flat[0, 0], rtol=1e-9)  # no vignetting: uniform
+
+
+def test_form_image_vignetting_follows_the_exit_pupil():
+    """Flux relative to an unvignetted lens is cos⁴(atan(r/p)) at each sample (θ' up to 68°)
+    in the image and in the operator; an exit pupil at s_i is the lens without one, bit for bit.
+    """
+    shape, dx_um = (48, 64), 500.0
+    kw = dict(scene_fov_deg=90.0, dx_um=dx_um, shape=shape)
+    scene = np.ones((300, 400))
+    flat = form_image(scene, lens_(vignetting=False), **kw)
+    ny, nx = shape
+    xs = (np.arange(nx) - (nx - 1) / 2) * dx_um * 1e-3
+    ys = (np.arange(ny) - (ny - 1) / 2) * dx_um * 1e-3
+    r = np.hypot(xs[None, :], ys[:, None])
+    for p in (8.0, 60.0):
+        lens = lens_(exit_pupil_distance_mm=p)
+        img = form_image(scene, lens, **kw)
+        np.testing.assert_allclose(img / flat, np.cos(np.arctan(r / p)) ** 4, atol=1e-3)
+        op = image_operator(lens, scene_shape=scene.shape, **kw)
+        np.testing.assert_allclose(op @ scene.ravel(), img.ravel(), rtol=1e-12)
+    far = form_image(scene, lens_(exit_pupil_distance_mm=1e6), **kw)
+    np.testing.assert_allclose(far / flat, 1.0, rtol=0, atol=1e-6)
+    at_lens = form_image(scene, lens_(exit_pupil_distance_mm=20.0), **kw)
+    assert np.array_equal(at_lens, form_image(scene, lens_(), **kw))
 
 
 def test_orientation_is_upright():
@@ -484,6 +554,10 @@ def test_config_from_toml_and_schema():
     schema = json.loads(json.dumps(LensConfig.model_json_schema()))
     assert schema["additionalProperties"] is False
     assert "mm" in schema["properties"]["focal_length_mm"]["description"]
+    assert "mm" in schema["properties"]["exit_pupil_distance_mm"]["description"]
+    far = LensConfig(**tomllib.loads("focal_length_mm = 50.0\nf_number = 2.0\n"
+                                     "exit_pupil_distance_mm = 400.0\n"))  # fmt: skip
+    assert far.exit_pupil_distance_mm == 400.0 and far.pupil_distance_mm == 400.0
 
 
 # ---------------------------------------------------------------- bad input ------------------
@@ -502,6 +576,11 @@ def test_config_from_toml_and_schema():
         ({"object_distance_mm": 10.0}, "object_distance_mm"),
         ({"object_distance_mm": 100.0, "magnification": 0.1}, "magnification"),
         ({"aperture": 3}, "aperture"),
+        ({"exit_pupil_distance_mm": 0}, "exit_pupil_distance_mm"),
+        ({"exit_pupil_distance_mm": -20.0}, "exit_pupil_distance_mm"),
+        ({"exit_pupil_distance_mm": 2e6}, "exit_pupil_distance_mm"),
+        ({"exit_pupil_distance_mm": float("inf")}, "exit_pupil_distance_mm"),
+        ({"exit_pupil_distance_mm": True}, "exit_pupil_distance_mm"),
     ],
 )
 def test_bad_config_names_the_field(kw, name):

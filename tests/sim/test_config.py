@@ -53,6 +53,43 @@ def test_unknown_and_bad_fields_fail_at_load_with_their_name(tmp_path, make_smal
         CouplingConfig(magnification=0.1)  # a magnified face needs a relay lens
 
 
+_FAR_PUPIL_TOML = """
+[lens]
+focal_length_mm = 20.0
+f_number = 2.8
+exit_pupil_distance_mm = {pupil}
+
+[sensor]
+preset = "imx174"
+width_px = 64
+height_px = 64
+"""
+
+
+def test_camera_toml_places_the_lens_exit_pupil(tmp_path):
+    """``[lens] exit_pupil_distance_mm`` loads from a camera file; zero, negative or absurd
+    distances fail at load time with the key's name; leaving it out keeps the stop at the lens."""
+    path = tmp_path / "telecentric.toml"
+    path.write_text(_FAR_PUPIL_TOML.format(pupil="250.0"))
+    cfg = load_config(path)
+    assert cfg.lens.exit_pupil_distance_mm == 250.0 and cfg.lens.pupil_distance_mm == 250.0
+    assert cfg.lens.image_distance_mm == 20.0  # the conjugates, and the field, stay the lens's
+    assert (
+        cfg.scene_fov_deg
+        == CameraConfig.model_validate(
+            {**cfg.model_dump(), "lens": {"focal_length_mm": 20.0, "f_number": 2.8}}
+        ).scene_fov_deg
+    )
+    for bad in ("0", "-3.0", "2e6", "nan", "true", '"far"'):
+        path.write_text(_FAR_PUPIL_TOML.format(pupil=bad))
+        with pytest.raises(ValidationError, match=r"lens\.exit_pupil_distance_mm|exit_pupil"):
+            load_config(path)
+    path.write_text(_FAR_PUPIL_TOML.replace("exit_pupil_distance_mm = {pupil}\n", ""))
+    at_lens = load_config(path).lens
+    assert at_lens.exit_pupil_distance_mm is None
+    assert at_lens.pupil_distance_mm == at_lens.image_distance_mm == 20.0
+
+
 def test_rgb_lens_is_refused_for_the_mono_sensor(make_small, small):
     lens = {**small.lens.model_dump(), "wavelength_nm": (610.0, 540.0, 465.0)}
     with pytest.raises(ValidationError, match="monochrome"):

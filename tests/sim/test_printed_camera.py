@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import stat
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from pydantic import ValidationError
 import fabrication.printed as fprinted
 import sim.printed as sprinted
 from fabrication.process import ProcessConfig
+from fabrication.transmission import Launch
 from optics.faceplate import keygen
+from optics.lens import LensConfig
 from sim.camera import Camera
 from sim.config import CameraConfig
 from sim.printed import lens_launch
@@ -48,6 +51,49 @@ def test_camera_uses_the_printed_transmission_of_its_key(make_small, cache) -> N
     assert conv.transmission_info["source"] == "assumed"
     # a key that already holds the printed transmission is the same device again
     assert Camera(cfg, cam.key).key == cam.key
+
+
+def test_lens_launch_tilts_the_cone_by_the_exit_pupil(small) -> None:
+    """The chief ray to a site at radius r comes from the exit pupil p: sin χ = r/√(r² + p²),
+    p = s_i for a stop at the lens; the cone's NA is sin(atan(1/(2 N_w))) wherever p is."""
+    sites = np.array([[0.0, 0.0], [3.0, 4.0], [-6.0, 8.0], [30.0, -40.0]])  # mm from the axis
+    r = np.array([0.0, 5.0, 10.0, 50.0])
+    cases = [  # (lens changes, pupil distance p in mm, working f-number)
+        ({}, 80.0, 2.8),  # 80 mm f/2.8 at infinity: p = s_i = f
+        ({"magnification": 0.5}, 120.0, 4.2),  # s_i = f (1 + |m|), N_w = N (1 + |m|)
+        ({"exit_pupil_distance_mm": 35.0}, 35.0, 2.8),
+        ({"exit_pupil_distance_mm": 35.0, "magnification": 0.5}, 35.0, 4.2),
+        ({"exit_pupil_distance_mm": 1e6}, 1e6, 2.8),
+    ]
+    for changes, p, n_w in cases:
+        lens = LensConfig.model_validate({**small.lens.model_dump(), **changes})
+        launch = lens_launch(lens)
+        assert launch.pupil_distance_mm == pytest.approx(p, rel=1e-15)
+        np.testing.assert_allclose(launch.chief_sin(sites), r / np.sqrt(r**2 + p**2), rtol=1e-12)
+        assert launch.na == pytest.approx(math.sin(math.atan(1 / (2 * n_w))), rel=1e-12)
+    # image-side telecentric: the chief ray at 50 mm from the axis tilts by 5e-5 rad
+    assert np.max(launch.chief_sin(sites)) < 1e-4
+
+
+def test_an_image_side_telecentric_lens_spares_the_bends(make_small, cache) -> None:
+    """Behind a 10 mm lens the chief rays to the corner fibers of the 8 mm face tilt by 26°
+    and the bends strip part of the cone; with the exit pupil far away (image-side
+    telecentric) every cone runs along its fiber, so the camera's printed transmission is that
+    of a launch along the axis, and no fiber loses light to its bends (an f/2.8 cone, 6.6° in
+    resin, stays inside the 13.5° a 10 mm bend keeps)."""
+    lens = {"focal_length_mm": 10.0, "f_number": 2.8, "wavelength_nm": 525.0}
+    printed = {"source": "printed"}
+    stop = Camera(make_small(lens=lens, transmission=printed))
+    tele = Camera(make_small(lens={**lens, "exit_pupil_distance_mm": 1e6}, transmission=printed))
+    assert np.array_equal(tele.key.routing, stop.key.routing)
+    axial = Launch.from_f_number(2.8)  # no pupil distance: every chief ray along the axis
+    want = fprinted.printed_transmission(stop.key, ProcessConfig.preset("resin"), axial).total
+    np.testing.assert_allclose(tele.key.transmission, want, rtol=1e-9)
+    assert tele.transmission_info["launch"] == {"na": axial.na, "pupil_distance_mm": 1e6}
+    assert stop.transmission_info["launch"]["pupil_distance_mm"] == 10.0
+    assert tele.transmission_info["bend_mean"] == pytest.approx(1.0, abs=1e-12)
+    assert stop.transmission_info["bend_mean"] < 0.9
+    assert np.all(tele.key.transmission >= stop.key.transmission)
 
 
 def test_assumed_source_keeps_the_keys_own_transmission(make_small, cache) -> None:
