@@ -128,10 +128,10 @@ assert abs(ri_far - math.cos(math.atan(half_diag_mm / 400.0)) ** 4) < 1e-12
 print(f"exit pupil 400 mm from the image: relative illumination in the corner {ri_far:.3f}")
 
 # %% [markdown]
-# Here the check fails in practice: a 50 mm lens for 35 mm film has a 43 mm image circle,
-# half the 90 mm diagonal of the default 64 mm face, and even an ideal lens would leave the
-# corners with a third of the centre's light. Either choose a longer, larger-format lens (the
-# default camera's 80 mm medium-format lens) or a smaller face (finer pitch or fewer fibers).
+# Here the check passes: a 50 mm lens for 35 mm film has a 43 mm image circle, twice the
+# 22.2 mm diagonal of the default 16 mm face, but it sees a narrower field than the default
+# camera's 20 mm lens. A face larger than the lens's image circle would need a longer,
+# larger-format lens or a smaller face (finer pitch or fewer fibers).
 #
 # ## 4. Put it into a camera
 #

@@ -14,13 +14,14 @@
 # This tutorial photographs a scene with keycam's **default camera**, looks at what the
 # camera records, and explains the one file you must never lose or leak: the **device key**.
 #
-# The default camera is a design you could print, simulated as printed: a 20 mm f/2.8 lens
-# forms the scene on the input face of a 16 × 16 fiber bundle (1 mm pitch, 0.6 mm resin
-# cores); inside the bundle the fibers are permuted within 4 × 4 blocks and the blocks are
-# permuted too; a relay lens images the 16 mm output face onto a 64 × 64 pixel region of an
-# IMX174-class CMOS sensor. Every fiber transmits what its printed geometry allows — the
-# bundle that routes this key is about 300 mm of resin, so only about 2 % of the
-# light gets through ([tutorial 3](03_designing_the_faceplate.py) shows why so few fibers).
+# The default camera is a design you could print, simulated as printed: a 20 mm f/2.8 lens,
+# nearly telecentric on its image side, forms the scene on the input face of a 16 × 16 fiber
+# bundle (1 mm pitch, 0.6 mm resin cores); inside the bundle the fibers are permuted within
+# 4 × 4 blocks and the blocks are permuted too; a relay lens images the 16 mm output face onto
+# a 64 × 64 pixel region of an IMX174-class CMOS sensor. Every fiber transmits what its
+# printed geometry allows — the bundle that routes a key of this camera is 17–19 cm of resin,
+# so about 11 % of the light gets through ([tutorial 3](03_designing_the_faceplate.py) shows
+# why so few fibers, and how the key is drawn so that it prints short).
 # Its configuration, with a comment on every value, is `sim/data/default_camera.toml`.
 #
 # You need keycam installed (`pip install -e .` in a clone of the repository). Every command

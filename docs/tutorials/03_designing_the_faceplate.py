@@ -236,24 +236,26 @@ print(
 # %%
 N = 8 if QUICK else 16  # fibers per side
 BLOCKS = [b for b in (1, 2, 4, 8, 16) if b <= N]
-DEFAULT = (4, True)  # the default camera's key: 4 x 4 blocks, blocks permuted
+# the default camera's key: 4 x 4 blocks, blocks permuted, drawn rows-then-columns
+DEFAULT = (4, True, "rows_then_columns")
 photo = read_image(default_scene_path()).data  # linear RGB in [0, 1]
 
 
-def design(n: int, b: int, permute_blocks: bool, seed: int = 0, pitch_um: float = 1000.0):
+def design(n: int, b: int, permute_blocks: bool, seed: int = 0, pitch_um: float = 1000.0,
+           shuffle: str = "uniform"):  # fmt: skip
     """A faceplate of n x n fibers at `pitch_um` with 0.6 mm cores and b x b key blocks."""
     return FaceplateConfig(
         rows=n, cols=n, pitch_um=pitch_um, core_diameter_um=600.0, block_size=b,
-        permute_blocks=permute_blocks, seed=seed,
+        permute_blocks=permute_blocks, seed=seed, shuffle=shuffle,
     )  # fmt: skip
 
 
-def leak(n: int, b: int, permute_blocks: bool) -> float:
+def leak(n: int, b: int, permute_blocks: bool, shuffle: str = "uniform") -> float:
     """Mean |correlation| of the scrambled and the plain photograph over random keys."""
     scene = prepare_scene(photo, (n, n))  # luminance, centre-cropped, area-averaged
     r = [
-        np.corrcoef(scramble(scene, keygen(design(n, b, permute_blocks, s))).ravel(),
-                    scene.ravel())[0, 1]
+        np.corrcoef(scramble(scene, keygen(design(n, b, permute_blocks, s, shuffle=shuffle)))
+                    .ravel(), scene.ravel())[0, 1]
         for s in SEEDS
     ]  # fmt: skip
     return float(np.mean(np.abs(r)))
@@ -313,30 +315,39 @@ for permute in (False, True):
 # `fabrication.routing.bend_bound_mm`).
 #
 # No real bundle reaches that bound: neighbouring fibers must pass each other, so the router
-# (`fabrication.routing.route_permutation`) braids them. It splits the permutation into a
-# shuffle within columns, one within rows and one within columns again, fans the bundle out
-# to a routing pitch of about 2(d + c) so that every line has a free lane beside it, and lets
-# fibers overtake each other in two lanes; every stage is a curvature-continuous S-curve as
-# short as the tilt and bend limits allow. A block-local key is routed block by block; a key
-# that moves blocks is routed over the whole face, or inside the blocks first and then as
-# rigid blocks, whichever is shorter. The result is guaranteed collision-free for every key.
+# (`fabrication.routing.route_permutation`) braids them. It splits the permutation into
+# shuffles along columns and rows, fans the bundle out so that every line has a free lane
+# beside it, and lets fibers overtake each other in two lanes; every stage is a
+# curvature-continuous S-curve as short as the tilt and bend limits allow. While fibers
+# slide along x the grid needs room for the lanes only across the slide, so phases along one
+# axis run on a grid stretched across that axis, and the grid is reshaped where the axis
+# changes. The result is guaranteed collision-free for every key, and checked.
+#
+# How a key is *drawn* matters as much. A uniformly drawn key (`shuffle = "uniform"`) needs
+# three shuffles inside the blocks and three of the blocks. A key drawn **rows then
+# columns** (`shuffle = "rows_then_columns"`) moves every fiber once along its row and then
+# once along its column — inside its block, and with its block — and every line shuffle is
+# one the braid does in a single pass (no three fibers of a line reverse their order). Every
+# site still reaches every other.
 #
 # What the designer needs is the **light**: every printed fiber transmits
 # $T = T_{att}\,T_{bend}\,T_{Fresnel}$ — attenuation over its length (0.5 dB/cm for printed
 # resin), loss at its tightest bend, Fresnel loss at both faces. How much a bend strips
 # depends on how steeply light travels in the core, and that is set by the lens in front of
 # the face: its cone (f/2.8: 6.6° inside the core, which a 10 mm bend keeps entirely), tilted
-# towards the edge of the face by the chief ray. Each face here sits behind an f/2.8 lens with
-# the default camera's field of view (focal length 20 mm for 16 mm of face, scaled with the
-# face). `fabrication.printed.printed_transmission` routes, samples and checks a key exactly
-# as the export does and returns that transmission; it is also what the camera uses by
-# default, for its own lens.
+# towards the edge of the face by the chief ray from the lens's exit pupil. Each face here
+# sits behind the default camera's lens, scaled with the face: f/2.8, the field of view of
+# 20 mm focal length on 16 mm of face, and its exit pupil 80 mm in front of a 16 mm face
+# (nearly image-side telecentric). `fabrication.printed.printed_transmission` routes,
+# samples and checks a key exactly as the export does and returns that transmission; it is
+# also what the camera uses by default, for its own lens.
 
 # %%
 from fabrication.printed import printed_transmission
 from fabrication.process import ProcessConfig, face_geometry
 from fabrication.routing import bend_bound_mm, lower_bound_mm
 from fabrication.transmission import Launch
+from sim.config import CameraConfig
 
 process = ProcessConfig.preset("resin")  # d = 0.6 mm, c = 0.4 mm, R = 10 mm, 30°, 0.5 dB/cm
 print(
@@ -344,14 +355,18 @@ print(
     f"bend radius {process.min_bend_radius_mm} mm, tilt {process.max_tilt_deg}°, "
     f"{process.attenuation_db_per_cm} dB/cm"
 )
+lens = CameraConfig.default().lens
+print(f"default lens: f/{lens.f_number}, exit pupil {lens.pupil_distance_mm:g} mm from the face")
 
 
-def printed(n: int, b: int, permute: bool, pitch_um: float = 1000.0) -> dict:
+def printed(n: int, b: int, permute: bool, shuffle: str = "uniform", pitch_um: float = 1000.0,
+            pupil_mm: float | None = None) -> dict:  # fmt: skip
     """Bounds, routed length and printed transmission of one design (key seed 0)."""
-    key = keygen(design(n, b, permute, 0, pitch_um))
+    key = keygen(design(n, b, permute, 0, pitch_um, shuffle))
     face = face_geometry("square", n, n, pitch_um, process)
     width_mm = n * pitch_um / 1000.0
-    launch = Launch.from_f_number(2.8, pupil_distance_mm=20.0 * width_mm / 16.0)
+    pupil = lens.pupil_distance_mm if pupil_mm is None else pupil_mm
+    launch = Launch.from_f_number(lens.f_number, pupil_distance_mm=pupil * width_mm / 16.0)
     pt = printed_transmission(key, process, launch)
     return {
         "straight": lower_bound_mm(key.routing, n, n, b, face.pitch_mm, process.tan_tilt)[0],
@@ -361,15 +376,28 @@ def printed(n: int, b: int, permute: bool, pitch_um: float = 1000.0) -> dict:
     }
 
 
+def drawable(b: int, permute: bool, shuffle: str) -> bool:
+    """Whether `shuffle` can draw this design (rows-then-columns lines hold at most 8)."""
+    try:
+        design(N, b, permute, shuffle=shuffle)
+    except ValueError:
+        return False
+    return True
+
+
+SERIES = [(False, "uniform"), (True, "uniform"), (True, "rows_then_columns")]
 front = {}
-for permute in (False, True):
-    for b, r in zip(BLOCKS, privacy[permute], strict=True):
+for permute, shuffle in SERIES:
+    for b in BLOCKS:
         if permute and b in (1, N):  # the same keys as with the blocks in place
             continue
-        front[(b, permute)] = {**printed(N, b, permute), "leak": r}
-        f = front[(b, permute)]
+        if not drawable(b, permute, shuffle):
+            continue
+        r = privacy[permute][BLOCKS.index(b)] if shuffle == "uniform" else None
+        r = leak(N, b, permute, shuffle) if r is None else r
+        front[(b, permute, shuffle)] = f = {**printed(N, b, permute, shuffle), "leak": r}
         print(
-            f"b={b:<3} {'blocks permuted' if permute else 'blocks in place':<16}"
+            f"b={b:<3} {'blocks permuted' if permute else 'blocks in place':<16}{shuffle:<18}"
             f"bounds {f['straight']:6.1f} / {f['bend']:6.1f} mm   routed {f['length']:6.1f} mm"
             f"   printed T {100 * f['T']:6.3f} %   leak {f['leak']:.2f}"
         )
@@ -380,26 +408,35 @@ for permute in (False, True):
 # routed lengths beside their bounds.
 
 # %%
-LABEL = {False: "blocks in place (local key)", True: "blocks permuted"}
-STYLE = {False: ("o", "C0"), True: ("s", "C3")}
+LABEL = {
+    (False, "uniform"): "blocks in place (local key)",
+    (True, "uniform"): "blocks permuted, uniform",
+    (True, "rows_then_columns"): "blocks permuted, rows then columns",
+}
+STYLE = {
+    (False, "uniform"): ("o", "C0"),
+    (True, "uniform"): ("s", "C3"),
+    (True, "rows_then_columns"): ("D", "C2"),
+}
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.6), layout="constrained")
-for permute in (False, True):
-    marker, color = STYLE[permute]
-    pts = [(b, f) for (b, p), f in front.items() if p == permute]
+for series in SERIES:
+    marker, color = STYLE[series]
+    pts = [(k[0], f) for k, f in front.items() if k[1:] == series]
     ax1.semilogx([f["T"] for _, f in pts], [f["leak"] for _, f in pts], marker, color=color,
-                 label=LABEL[permute])  # fmt: skip
+                 label=LABEL[series])  # fmt: skip
     for b, f in pts:
         ax1.annotate(f"b={b}", (f["T"], f["leak"]), textcoords="offset points", xytext=(5, 4),
                      fontsize=8)  # fmt: skip
     bs = [b for b, _ in pts]
     ax2.semilogy(bs, [f["length"] for _, f in pts], marker + "-", color=color,
-                 label=LABEL[permute] + ", routed")  # fmt: skip
+                 label=LABEL[series] + ", routed")  # fmt: skip
     ax2.semilogy(bs, [f["bend"] for _, f in pts], marker + "--", color=color, mfc="none",
-                 label=LABEL[permute] + ", bend-aware bound")  # fmt: skip
+                 label=LABEL[series] + ", bend-aware bound")  # fmt: skip
 if DEFAULT in front:
     f = front[DEFAULT]
     ax1.plot(f["T"], f["leak"], "*", ms=16, color="gold", mec="k",
-             label=f"default camera's key (b = {DEFAULT[0]}, blocks permuted)")  # fmt: skip
+             label=f"default camera's key (b = {DEFAULT[0]}, blocks permuted, rows then "
+                   "columns)")  # fmt: skip
 ax1.axhline(0.1, color="0.5", ls=":", label="leak 0.1")
 ax1.axvline(0.1, color="0.5", ls="--", label="10 % transmission")
 ax1.set(
@@ -421,11 +458,14 @@ plt.show()
 # Reading the plot:
 #
 # * **Local keys** (blue) print short and bright, but leak the thumbnail.
-# * **Permuting blocks** (red) removes the leak, but then fibers cross the whole face: the
-#   bundle gets as long as for a global permutation, and the printed part passes only a
-#   few percent of the light at 0.5 dB/cm. The bend-aware bound is a few centimetres; the
-#   braid needs several times that, because passing neighbours takes a fan-out to a coarser
-#   pitch and a sequence of passes, each an S-curve limited by the bend radius.
+# * **Permuting blocks** removes the leak, but then fibers cross the whole face. Drawn
+#   uniformly (red), the braid needs six phases and the printed part passes only a few
+#   percent of the light at 0.5 dB/cm. Drawn rows then columns (green), the same privacy
+#   prints in two phases — roughly half as long after the fans and reshapes, and several
+#   times brighter.
+# * The bend-aware bound is a few centimetres; the braid still needs several times that,
+#   because passing neighbours takes a fan-out to a coarser pitch and a sequence of passes,
+#   each an S-curve limited by the bend radius.
 #
 # The length of a key that hides the scene grows with the face, and the light falls
 # exponentially with the length. That is why the default camera has only 16 × 16 fibers:
@@ -433,10 +473,20 @@ plt.show()
 # %%
 sizes = [8, 12] if QUICK else [8, 12, 16, 24]
 for n in sizes:
-    f = printed(n, 4, True)
-    print(f"{n:>2} x {n:<2} fibers, 4 x 4 blocks permuted: routed {f['length']:6.1f} mm "
-          f"(bend-aware bound {f['bend']:5.1f} mm), printed T {100 * f['T']:.3f} %, "
-          f"chance-level leak about {leak(n, 4, True):.2f}")  # fmt: skip
+    f = printed(n, 4, True, DEFAULT[2])
+    print(f"{n:>2} x {n:<2} fibers, 4 x 4 blocks permuted, rows then columns: routed "
+          f"{f['length']:6.1f} mm (bend-aware bound {f['bend']:5.1f} mm), printed T "
+          f"{100 * f['T']:.3f} %, leak about {leak(n, 4, True, DEFAULT[2]):.2f}")  # fmt: skip
+
+# %% [markdown]
+# The lens is the other lever. With its stop at the lens (exit pupil 20 mm in front of a
+# 16 mm face) the chief ray to the corners tilts by 29°, the tilted cone no longer fits
+# through the 10 mm bends, and the corner fibers lose most of their light:
+
+# %%
+for label, pupil in (("stop at the lens", 20.0), ("default lens", lens.pupil_distance_mm)):
+    f = printed(N, *DEFAULT, pupil_mm=pupil)
+    print(f"{label:<17} exit pupil {pupil * N / 16:5.1f} mm: printed T {100 * f['T']:.2f} %")
 
 # %% [markdown]
 # A face printed at the routing pitch — an **open face** — needs no fan-out: shorter, so the
@@ -447,19 +497,18 @@ for n in sizes:
 pitch_open = process.open_face_pitch_mm * 1000.0
 for label, pitch in (("packed face", 1000.0), ("open face", pitch_open)):
     f = printed(N, *DEFAULT, pitch_um=pitch)
-    ff = design(N, *DEFAULT, pitch_um=pitch).fill_factor
+    ff = design(N, DEFAULT[0], DEFAULT[1], pitch_um=pitch, shuffle=DEFAULT[2]).fill_factor
     print(f"{label:<12} pitch {pitch / 1000:.2f} mm: fill factor {ff:.3f}, routed "
           f"{f['length']:6.1f} mm, T {100 * f['T']:.3f} %, light per image area FF·T "
           f"{ff * f['T']:.2e}")  # fmt: skip
 
 # %% [markdown]
-# So the privacy you buy with block permutation is paid in bundle length and in light, and
-# today's guaranteed braid is several times longer than the bound: a key that hides the
-# scene prints at about 2 % on a 16 × 16 face, short of the 10 % a bright camera wants.
-# Levers: a lower-loss material (`attenuation_db_per_cm`), an image-side telecentric lens
-# (chief rays along the fibers: the bends then strip nothing from an f/2.8 cone), a smaller
-# face, or — the big one — a router closer to the bound. What the faceplate cannot hide is
-# discussed in the [threat model](../explanation/threat-model.md).
+# So the privacy you buy with block permutation is paid in bundle length and in light. The
+# default camera's key — 16 × 16 fibers, 4 × 4 blocks permuted, drawn rows then columns —
+# prints as a bundle of about 18 cm whose fibers pass a little over 10 % behind its nearly
+# telecentric lens, with the thumbnail hidden. Further levers: a lower-loss material
+# (`attenuation_db_per_cm`), a smaller face, or a router closer to the bound. What the
+# faceplate cannot hide is discussed in the [threat model](../explanation/threat-model.md).
 
 # %%
 print("figures written to KEYCAM_TUTORIAL_OUT:")

@@ -99,18 +99,19 @@ class FaceplateConfig(ConfigModel):
         if max(min(b, rows), min(b, cols)) > longest:
             raise ValueError(
                 f"shuffle 'rows_then_columns' shuffles lines of at most {longest} fibers: "
-                f"block_size ({b}) must be <= {longest} (or the lattice that small)"
+                f"block_size ({b}) must be <= {longest} (or use shuffle = 'uniform')"
             )
         if self.permute_blocks and 1 < b < max(rows, cols):
             if rows % b or cols % b:
                 raise ValueError(
                     f"shuffle 'rows_then_columns' with permute_blocks needs block_size ({b}) "
-                    f"to divide rows ({rows}) and cols ({cols})"
+                    f"to divide rows ({rows}) and cols ({cols}) (or use shuffle = 'uniform')"
                 )
             if max(rows // b, cols // b) > longest:
                 raise ValueError(
                     f"shuffle 'rows_then_columns' with permute_blocks shuffles at most "
-                    f"{longest} blocks per line: {rows // b} x {cols // b} blocks is too many"
+                    f"{longest} blocks per line: {rows // b} x {cols // b} blocks is too many "
+                    f"(use a larger block_size, or shuffle = 'uniform')"
                 )
 
     @property

@@ -51,21 +51,24 @@ def _net(seed: int) -> LeNet:
 def test_realistic_camera_has_the_default_camera_s_imperfections() -> None:
     """The camera as built keeps the default camera's crosstalk, dead-fiber rate, fiber
     transmission and stray light, relay and sensor; only the lattice, scene grid, key blocks,
-    lens focal length and sensor ROI are matched to the 28×28 digits. The ideal one differs
-    only in crosstalk, dead fibers and relay blur."""
+    lens focal length and sensor ROI are matched to the 28×28 digits. Its keys are drawn
+    uniformly and its lens has the stop at the lens (stronger vignetting than the default's
+    nearly telecentric lens): keying absorbs any permutation, and the camera simulates an
+    assumed transmission, so neither is about printing here. The ideal one differs only in
+    crosstalk, dead fibers and relay blur."""
     from sim.config import CameraConfig, load_config
 
     default = CameraConfig.default()
     real = load_config(camera_path("realistic"))
     ideal = load_config(camera_path("ideal"))
-    matched = {"rows", "cols", "block_size", "seed"}
+    matched = {"rows", "cols", "block_size", "seed", "shuffle"}
     fp_default, fp_real = default.faceplate.model_dump(), real.faceplate.model_dump()
     for field, value in fp_default.items():
         if field not in matched:
             assert fp_real[field] == value, field
     assert (real.faceplate.rows, real.faceplate.cols) == (28, 28) == tuple(real.scene.shape_px)
     # a longer lens for the 28 mm face (the default's 20 mm lens is for its 16 mm face)
-    focal = {"focal_length_mm"}
+    focal = {"focal_length_mm", "exit_pupil_distance_mm"}
     assert real.lens.model_dump(exclude=focal) == default.lens.model_dump(exclude=focal)
     assert real.coupling == default.coupling
     # keying, not printing: both assume the recipe's transmission

@@ -69,9 +69,10 @@ def test_fiber_stage_is_the_transmission_at_the_axis(camera, budget):
     centre = [r * cols + c for r in (rows // 2 - 1, rows // 2) for c in (cols // 2 - 1, cols // 2)]
     tau = float(np.mean(np.where(key.dead, 0.0, key.transmission)[centre]))
     assert budget["fiber"].factor == pytest.approx(tau)
-    # the printed part transmits more at the centre than on average (shorter bends stripped
-    # less behind the lens), so the axis is not the mean
-    assert tau != pytest.approx(float(np.mean(key.transmission)), rel=0.02)
+    # behind the default's nearly telecentric lens no bend strips light: every fiber passes
+    # what attenuation over its path and Fresnel loss at two faces leave, so the axis fibers
+    # are within a few percent of the mean (they differ only in path length)
+    assert tau == pytest.approx(float(np.mean(key.transmission)), rel=0.06)
     # crosstalk conserves light: the pipeline agrees up to what input crosstalk (2 %) moves
     # from these fibers into their neighbours
     assert budget["fiber"].pipeline / budget["fill factor"].pipeline == pytest.approx(tau, rel=0.01)

@@ -84,7 +84,7 @@ def test_default_run_in_an_empty_folder(tmp_path):
     assert tr["transmission_mean"] == pytest.approx(float(np.mean(key.transmission)))
     launch = tr.pop("launch")  # the public lens: f-number and pupil distance as numbers
     assert launch["na"] == pytest.approx(math.sin(math.atan(1 / (2 * 2.8))))
-    assert launch["pupil_distance_mm"] == pytest.approx(20.0)
+    assert launch["pupil_distance_mm"] == pytest.approx(80.0)  # the lens's exit pupil
     assert all(isinstance(v, str | int | float) for v in tr.values())
     assert side["statistics"]["max_dn"] == int(frame.max())
     assert side["statistics"]["mean_dn"] == pytest.approx(frame.mean())

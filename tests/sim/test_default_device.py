@@ -65,16 +65,14 @@ def test_default_key_hides_the_thumbnail(device) -> None:
     assert abs(_corr(cam.readout(device[3], exposure_s=device[2]), grid)) < 0.1
 
 
-def test_default_device_passes_measurable_light(device) -> None:
-    """Regression guard for the router and the transmission model (measured 1.84 %)."""
-    assert float(np.mean(device[0].key.transmission)) >= 0.015
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="not reached: a key that hides the scene moves fibers across the face, and the "
-    "guaranteed braid routes it at about 8x the bend-aware bound (295 mm on 16 x 16 fibers), "
-    "which transmits about 2 % at 0.5 dB/cm behind the f/2.8 lens; see tutorial 3",
-)
 def test_default_device_transmits_at_least_ten_percent(device) -> None:
-    assert float(np.mean(device[0].key.transmission)) >= 0.10
+    """As printed (resin, 0.5 dB/cm) and behind its own lens, every fiber of the default
+    camera passes at least 10 % (measured: mean 11.3 %, lowest 10.7 %, 177 mm bundle)."""
+    t = np.asarray(device[0].key.transmission)
+    assert float(np.mean(t)) >= 0.10
+    # nothing but attenuation over the bundle and Fresnel loss at two faces is left: an
+    # independent closed form bounds every fiber from above
+    length_cm = device[0].transmission_info["bundle_length_mm"] / 10.0
+    n = 1.54  # resin core
+    fresnel = (1.0 - ((n - 1.0) / (n + 1.0)) ** 2) ** 2
+    assert float(np.max(t)) <= 10.0 ** (-0.5 * length_cm / 10.0) * fresnel + 1e-9

@@ -50,7 +50,7 @@ def _measured_peak(config: CameraConfig) -> int:
     "changes",
     [
         {},
-        {"faceplate__rows": 96, "faceplate__cols": 96},
+        {"faceplate__rows": 96, "faceplate__cols": 96, "faceplate__shuffle": "uniform"},
         {"scene__shape_px": [640, 640]},
         {"samples_per_pitch": 12.0},
         {"sensor__width_px": 256, "sensor__height_px": 256, "coupling__blur_um": 6.0},
@@ -70,7 +70,7 @@ def test_estimate_is_above_the_measured_peak(changes):
 
 def test_impossible_cameras_are_refused_in_milliseconds():
     for changes in (
-        {"faceplate__rows": 8192, "faceplate__cols": 8192},
+        {"faceplate__rows": 8192, "faceplate__cols": 8192, "faceplate__shuffle": "uniform"},
         {"sensor__width_px": 65536, "sensor__height_px": 65536},
         {"coupling__blur_um": 1000.0, "sensor__width_px": 256, "sensor__height_px": 256},
         {"samples_per_pitch": 64.0, "scene__shape_px": [8192, 8192]},
