@@ -3,15 +3,15 @@
 Three keys of the default camera's faceplate recipe (``sim/data/default_camera.toml``: 16 ×
 16 fibers, 4 × 4 blocks, rows-then-columns shuffles, key seed 0): as configured (blocks
 permuted), with the blocks kept in place, and drawn uniformly (``shuffle = "uniform"``, the
-recipe of earlier versions). For each: route time (``route_permutation`` alone), time of route + sample + check,
-meshing, cores STL, matrix STL and 3MF; peak memory (max RSS of a fresh child process per
-run); bundle length against the straight-line bound (``max s_i / tan θ``) and the bend-aware
-bound (S-curves at the minimum bend radius plus the straight ends), with both ratios; the
-printed transmission of every fiber (resin, 0.5 dB/cm): mean and minimum behind the default
-camera's lens (as the camera simulates it) and with a uniformly filled acceptance cone (the
-export's worst case); mesh figures
-(``_mesh_figures``: common levels, rings per fiber, polygon sides, triangles and file size of
-cores STL, matrix STL and 3MF). Prints JSON (medians over ``--repeat`` runs).
+recipe of earlier versions). For each: route time (``route_permutation`` alone), time of
+route + sample + check, meshing, cores STL, matrix STL and 3MF; peak memory (max RSS of a
+fresh child process per run); bundle length against the straight-line bound (``max s_i / tan
+θ``) and the bend-aware bound (S-curves at the minimum bend radius plus the straight ends),
+with both ratios; the printed transmission of every fiber (resin, 0.5 dB/cm): mean and
+minimum behind the default camera's lens (as the camera simulates it) and with a uniformly
+filled acceptance cone (the export's worst case); mesh figures (``_mesh_figures``: common
+levels, rings per fiber, polygon sides, triangles and file size of cores STL, matrix STL and
+3MF). Prints JSON (medians over ``--repeat`` runs).
 
     python bench/bench_fabrication.py [--rows 16] [--block 4] [--repeat 3] [--no-3mf]
 """
@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
 
 #: Cases: the default recipe (blocks permuted), the same blocks kept in place, and the
 #: default lattice with uniformly drawn keys (the recipe before rows-then-columns keys).
