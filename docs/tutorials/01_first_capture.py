@@ -19,7 +19,7 @@
 # bundle (1 mm pitch, 0.6 mm resin cores); inside the bundle the fibers are permuted within
 # 4 × 4 blocks and the blocks are permuted too; a relay lens images the 16 mm output face onto
 # a 64 × 64 pixel region of an IMX174-class CMOS sensor. Every fiber transmits what its
-# printed geometry allows — the bundle that routes a key of this camera is 17–19 cm of resin,
+# printed geometry allows — the bundle that routes a key of this camera is 16–19 cm of resin,
 # so about 11 % of the light gets through ([tutorial 3](03_designing_the_faceplate.py) shows
 # why so few fibers, and how the key is drawn so that it prints short).
 # Its configuration, with a comment on every value, is `sim/data/default_camera.toml`.
