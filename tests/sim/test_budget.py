@@ -52,12 +52,14 @@ def test_photons_on_a_cell_and_into_a_core(budget):
     assert budget["fill factor"].pipeline == pytest.approx(core, rel=4e-3)
 
 
-def test_relay_collection_is_about_2e_4(budget):
+def test_relay_collection_is_the_relay_cone_over_the_fiber_cone(budget):
     m, n_r = 0.021682, 1.4
     na_r = m / (2 * n_r * (1 + m))
-    eta = 0.9 * (na_r / 0.5) ** 2
+    na_fiber = (1.54**2 - 1.41**2) ** 0.5  # the printed resin fiber, 0.619
+    eta = 0.9 * (na_r / 0.62) ** 2
+    assert 0.62 == pytest.approx(na_fiber, abs=0.005)
     assert budget["relay"].factor == pytest.approx(eta, rel=1e-9)
-    assert eta == pytest.approx(2.07e-4, rel=0.01)
+    assert eta == pytest.approx(1.35e-4, rel=0.01)
     # all of the face's image lands on the sensor: the pipeline loses the same fraction
     assert budget["relay"].pipeline / budget["fiber"].pipeline == pytest.approx(eta, rel=1e-3)
 

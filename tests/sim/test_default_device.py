@@ -106,3 +106,14 @@ def test_every_key_of_the_default_recipe_prints_at_ten_percent() -> None:
     pt = printed_transmission(key, config.transmission.process_config(), lens_launch(config.lens))
     assert pt.checks_passed
     assert float(np.mean(pt.total)) >= 0.10, pt.bundle_length_mm
+
+
+def test_the_relay_sees_the_printed_fiber_s_numerical_aperture() -> None:
+    """The relay collects the cone of the fiber that is printed: its NA is the process's
+    index step, sqrt(n_core² − n_clad²), not a separate number."""
+    from sim.config import CameraConfig
+
+    config = CameraConfig.default()
+    process = config.transmission.process_config()
+    na = (process.n_core**2 - process.n_clad**2) ** 0.5
+    assert config.faceplate.numerical_aperture == pytest.approx(na, abs=0.005)
