@@ -152,7 +152,12 @@ BLOCK_TRIES = 64
 
 
 def _local_rows(
-    routing: np.ndarray, rows: int, cols: int, b: int, rng: np.random.Generator
+    routing: np.ndarray,
+    rows: int,
+    cols: int,
+    b: int,
+    rng: np.random.Generator,
+    memo: dict | None = None,
 ) -> np.ndarray:
     """Intermediate row of every fiber for a block-local routing (each block on its own).
 
@@ -161,6 +166,9 @@ def _local_rows(
     with the fewest passes that every block can meet is chosen, and each block takes its
     candidate within that pattern with the smallest squared displacement.
     """
+    tag = (np.asarray(routing, dtype=np.int64).tobytes(), rows, cols, b)
+    if memo is not None and tag in memo:
+        return memo[tag]
     n = rows * cols
     sr, sc = np.divmod(np.arange(n), cols)
     dr, dc = np.divmod(routing, cols)
@@ -188,6 +196,8 @@ def _local_rows(
             break
     for blk, (r0, _c0, _h, _w) in enumerate(org):
         k[bid == blk] = r0 + picks[blk]
+    if memo is not None:
+        memo[tag] = k
     return k
 
 
@@ -275,7 +285,9 @@ def phase_plans(
     split = block_structure(routing, rows, cols, b)
     if split is not None:
         local, block_dest = split
-        phases = _three_phases(local, rows, cols, _local_rows(local, rows, cols, b, rng), bid)
+        memo: dict = {}  # the same block-local shuffle is decomposed for several plans
+        local_k = _local_rows(local, rows, cols, b, rng, memo)
+        phases = _three_phases(local, rows, cols, local_k, bid)
         # rigid blocks on the block grid, transposed (row / column / row) so that the first
         # block phase runs along x, after the last local phase along y
         nbr, nbc = rows // b, cols // b
@@ -302,10 +314,10 @@ def phase_plans(
         # first, and y first (the same construction on the transposed lattice)
         step = b * (along_mm if along_mm is not None else pitch_mm)
         plans["grouped_x"] = _grouped_phases(
-            routing, rows, cols, b, rng, move_length, step, lane_mm
+            routing, rows, cols, b, rng, move_length, step, lane_mm, memo
         )
         tsite, tdest = _transposed(routing, rows, cols)
-        on_t = _grouped_phases(tdest, cols, rows, b, rng, move_length, step, lane_mm)
+        on_t = _grouped_phases(tdest, cols, rows, b, rng, move_length, step, lane_mm, memo)
         plans["grouped_y"] = [
             Phase("y" if ph.axis == "x" else "x", ph.positions[:, tsite], ph.lanes[:, tsite])
             for ph in on_t
@@ -367,6 +379,7 @@ def _grouped_phases(
     move_length: Callable[[float], float] | None,
     step_mm: float,
     lane_mm: float,
+    memo: dict | None = None,
 ) -> list[Phase]:
     """Row / column / row shuffles inside the blocks interleaved with the rigid-block moves.
 
@@ -400,7 +413,7 @@ def _grouped_phases(
         # the local shuffle as row / column / row: the column / row / column decomposition
         # of the transposed lattice
         tsite, trouting = _transposed(local, rows, cols)
-        kt = _local_rows(trouting, cols, rows, b, rng)  # intermediate rows, transposed key
+        kt = _local_rows(trouting, cols, rows, b, rng, memo)  # intermediate rows, transposed
         kc = kt[tsite]  # intermediate column of every fiber (inside its own block)
     r0, c0 = br[fb] * b, bc[fb] * b  # origin of the fiber's block
     off_kc, off_lr, off_lc = kc - c0, lr - r0, lc - c0

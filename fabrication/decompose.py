@@ -20,6 +20,7 @@ Everything here is integer arithmetic on index arrays; geometry lives in
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,13 +138,30 @@ def phase_passes(line: np.ndarray, cur: np.ndarray, tgt: np.ndarray) -> int:
     if np.array_equal(cur, tgt):
         return 0
     order = np.lexsort((cur, line))
-    cut = np.flatnonzero(np.diff(line[order])) + 1
-    single, longest = True, 1
-    for g in np.split(order, cut):
-        longest = max(longest, g.size)
-        if single and not lds_at_most_two(np.argsort(np.argsort(tgt[g], kind="stable"))):
-            single = False
+    # plain Python over the sorted lines: the lines are short, and this runs for every
+    # candidate decomposition (a line's targets are distinct, so their order is the rank)
+    lines, targets = line[order].tolist(), tgt[order].tolist()
+    single, longest, start = True, 1, 0
+    for i in range(1, len(lines) + 1):
+        if i == len(lines) or lines[i] != lines[start]:
+            longest = max(longest, i - start)
+            if single and not _no_three_decreasing(targets[start:i]):
+                single = False
+            start = i
     return 1 if single else int(np.ceil(np.log2(longest)))
+
+
+def _no_three_decreasing(values: list) -> bool:
+    """True if ``values`` (distinct) have no decreasing subsequence of length 3."""
+    top = [-math.inf, -math.inf]  # last value of each increasing sequence, the larger first
+    for v in values:
+        if v > top[0]:
+            top[0] = v
+        elif v > top[1]:
+            top[1] = v
+        else:
+            return False
+    return True
 
 
 def grid_decompositions(

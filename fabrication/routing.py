@@ -48,7 +48,7 @@ from optics.faceplate import lattice as lat
 
 #: Version of the construction; changes whenever the same key may route differently (cached
 #: printed transmissions are keyed by it).
-ROUTE_VERSION = 4
+ROUTE_VERSION = 5
 
 __all__ = [
     "ROUTE_VERSION",
