@@ -20,13 +20,14 @@ Everything here is integer arithmetic on index arrays; geometry lives in
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import maximum_bipartite_matching
+
+from optics.faceplate.lattice import no_three_decreasing
 
 __all__ = [
     "LinePasses",
@@ -145,23 +146,10 @@ def phase_passes(line: np.ndarray, cur: np.ndarray, tgt: np.ndarray) -> int:
     for i in range(1, len(lines) + 1):
         if i == len(lines) or lines[i] != lines[start]:
             longest = max(longest, i - start)
-            if single and not _no_three_decreasing(targets[start:i]):
+            if single and not no_three_decreasing(targets[start:i]):
                 single = False
             start = i
     return 1 if single else int(np.ceil(np.log2(longest)))
-
-
-def _no_three_decreasing(values: list) -> bool:
-    """True if ``values`` (distinct) have no decreasing subsequence of length 3."""
-    top = [-math.inf, -math.inf]  # last value of each increasing sequence, the larger first
-    for v in values:
-        if v > top[0]:
-            top[0] = v
-        elif v > top[1]:
-            top[1] = v
-        else:
-            return False
-    return True
 
 
 def grid_decompositions(

@@ -33,6 +33,7 @@ __all__ = [
     "local_rows_then_columns",
     "move_blocks",
     "neighbour_pairs",
+    "no_three_decreasing",
     "rows_then_columns",
     "site_centers_um",
 ]
@@ -236,6 +237,23 @@ def local_block_permutation(
 MAX_TWO_LANE_LINE = 8
 
 
+def no_three_decreasing(values) -> bool:
+    """True if the distinct ``values`` have no decreasing subsequence of length 3.
+
+    Such a sequence is a union of two increasing ones (two lanes): each value joins the
+    sequence with the larger last value below it (greedy patience sorting).
+    """
+    top = [-math.inf, -math.inf]  # last value of each increasing sequence, the larger first
+    for v in values:
+        if v > top[0]:
+            top[0] = v
+        elif v > top[1]:
+            top[1] = v
+        else:
+            return False  # v is below both: a decreasing subsequence of length 3
+    return True
+
+
 @functools.cache
 def _two_lane_perms(m: int) -> np.ndarray:
     """``(C_m, m)`` every permutation of ``m`` with no decreasing subsequence of length 3.
@@ -243,18 +261,7 @@ def _two_lane_perms(m: int) -> np.ndarray:
     These are the unions of two increasing sequences; there are Catalan(m) of them (14 for
     ``m = 4``, 1430 for ``m = 8``).
     """
-    out = []
-    for p in itertools.permutations(range(m)):
-        top = [-1, -1]  # last value of each increasing sequence, the larger first
-        for v in p:
-            if v > top[0]:
-                top[0] = v
-            elif v > top[1]:
-                top[1] = v
-            else:
-                break  # v is below both: a decreasing subsequence of length 3
-        else:
-            out.append(p)
+    out = [p for p in itertools.permutations(range(m)) if no_three_decreasing(p)]
     return np.array(out, dtype=np.int64).reshape(len(out), m)
 
 
