@@ -401,8 +401,7 @@ def _grouped_phases(
     n = rows * cols
     sr, sc = np.divmod(np.arange(n), cols)
     lr, lc = np.divmod(local, cols)
-    bid = lat.block_ids(rows, cols, b)
-    fb = bid  # block of every fiber at the start
+    fb = lat.block_ids(rows, cols, b)  # block of every fiber at the start
     if _distinct_per_line(br, tbc) and _distinct_per_line(fb * rows + sr, lc):
         # rows, then columns, at both levels: every fiber can reach its destination column
         # in the first x phases, and the last group is empty

@@ -64,6 +64,10 @@ __all__ = [
 ]
 
 
+#: Stage kinds whose clearance is certified pair by pair (the others keep it by construction).
+PAIRWISE_KINDS = frozenset({"fan_out", "fan_in", "reshape"})
+
+
 @dataclass(frozen=True)
 class Stage:
     """One simultaneous lateral move of all fibers.
@@ -95,7 +99,7 @@ class Stage:
         Lane and shift stages keep every pair apart by construction; the others bring
         neighbours closer than the lanes do and are checked pair by pair.
         """
-        return self.kind.startswith("fan") or self.kind == "reshape"
+        return self.kind in PAIRWISE_KINDS
 
     @property
     def max_move_mm(self) -> float:
@@ -308,6 +312,14 @@ def bend_bound_mm(face: FaceGeometry, routing: np.ndarray, process: ProcessConfi
     return 2.0 * process.end_length_mm + body
 
 
+def _lane_and_along(process: ProcessConfig) -> tuple[float, float]:
+    """Lane spacing ``L`` (core + wall + margin) and the spacing ``s`` along a line that two
+    fibers tilting together need (``(core + wall)/cos θ_max`` + margin), mm."""
+    c = process.min_pitch_mm
+    lane = c + process.route_margin_mm
+    return lane, c * math.sqrt(1.0 + process.tan_tilt**2) + process.route_margin_mm
+
+
 def routing_pitches(
     face: FaceGeometry, process: ProcessConfig, *, merged: bool = False
 ) -> tuple[float, float]:
@@ -319,9 +331,7 @@ def routing_pitches(
     they tilt together along their offset (see :mod:`fabrication.braid`). A square face
     printed at ``P`` or coarser (an *open face*) is routed at its own pitch: no fan.
     """
-    c = process.min_pitch_mm
-    lane = c + process.route_margin_mm
-    along = c * math.sqrt(1.0 + process.tan_tilt**2) + process.route_margin_mm
+    lane, along = _lane_and_along(process)
     pitch = lane + along if merged else 2.0 * lane
     if face.lattice == "square" and face.pitch_mm >= pitch - 1e-9:
         pitch = max(pitch, face.pitch_mm)
@@ -335,9 +345,7 @@ def axis_pitches(face: FaceGeometry, process: ProcessConfig) -> tuple[float, flo
     across it two lanes ``L`` = core + wall + margin apart, so ``2 L``
     (:func:`fabrication.braid.axis_layouts`). A square face printed coarser keeps its pitch.
     """
-    c = process.min_pitch_mm
-    lane = c + process.route_margin_mm
-    along = c * math.sqrt(1.0 + process.tan_tilt**2) + process.route_margin_mm
+    lane, along = _lane_and_along(process)
     across = 2.0 * lane
     if face.lattice == "square":
         along, across = max(along, face.pitch_mm), max(across, face.pitch_mm)
@@ -367,17 +375,18 @@ def _stages(
     for idx in range(1, len(seq)):
         kind = seq[idx][0]
         a0, a1 = seq[idx - 1][1], seq[idx][1]
-        if kind == "reshape":
-            ln, a = stage_length(a0, a1, clearance, tan_tilt, radius)
-        elif kind.startswith("fan"):
+        if kind in PAIRWISE_KINDS:
             # the fan-in is the fan-out run backwards for other fibers (same sites, same grid
-            # points, and the profile is symmetric), so its length is computed once per grid
-            key = _layout_key(a0, a1) if kind == "fan_out" else _layout_key(a1, a0)
-            if fan_cache is not None and key in fan_cache:
+            # points, and the profile is symmetric), so a fan's length is computed once per
+            # grid; a reshape depends on the lanes of the key's passes
+            key = None
+            if fan_cache is not None and kind != "reshape":
+                key = _layout_key(a0, a1) if kind == "fan_out" else _layout_key(a1, a0)
+            if key is not None and fan_cache is not None and key in fan_cache:
                 ln, a = fan_cache[key]
             else:
                 ln, a = stage_length(a0, a1, clearance, tan_tilt, radius)
-                if fan_cache is not None:
+                if key is not None and fan_cache is not None:
                     fan_cache[key] = (ln, a)
         else:
             ln, a = min_stage_length(
