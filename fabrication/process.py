@@ -108,6 +108,11 @@ class ProcessConfig(ConfigModel):
         return self.channel_diameter_mm + self.min_wall_mm
 
     @property
+    def numerical_aperture(self) -> float:
+        """Numerical aperture of the printed fiber in air, ``min(1, sqrt(n_core² − n_clad²))``."""
+        return min(1.0, math.sqrt(self.n_core**2 - self.n_clad**2))
+
+    @property
     def open_face_pitch_mm(self) -> float:
         """Face pitch of an *open face*: the routing pitch ``2 (channel + wall + margin)``, mm.
 

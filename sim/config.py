@@ -197,6 +197,47 @@ class CameraConfig(ConfigModel):
     def _exposure_ok(cls, v: Any) -> Any:
         return parse_exposure(v)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _printed_fiber(cls, data: Any) -> Any:
+        """A printed faceplate's fibers are the process's: core diameter and NA come from it.
+
+        Left out of ``[faceplate]``, they are filled in from the process; given there, they
+        must agree with it to rounding (NA ± 0.005, core ± 0.5 µm) and are replaced by its exact
+        values: a camera that simulates one fiber and prints another is refused.
+        """
+        if not isinstance(data, dict):
+            return data
+        try:
+            tr = TransmissionConfig.model_validate(data.get("transmission") or {})
+        except ValueError:
+            return data  # reported by field validation, with its location
+        if tr.source != "printed":
+            return data
+        fp = data.get("faceplate") or {}
+        if isinstance(fp, FaceplateConfig):
+            given, values = set(fp.model_fields_set), fp.model_dump()
+        elif isinstance(fp, dict):
+            given, values = set(fp), dict(fp)
+        else:
+            return data
+        process = tr.process_config()
+        fiber = (
+            ("numerical_aperture", process.numerical_aperture, 0.005, "", "NA"),
+            ("core_diameter_um", 1000.0 * process.core_diameter_mm, 0.5, " µm", "core diameter"),
+        )
+        for name, want, tol, unit, what in fiber:
+            have = values.get(name)
+            if name in given and isinstance(have, (int, float)) and abs(have - want) > tol:
+                raise ValueError(
+                    f"faceplate.{name} = {have:g}{unit} disagrees with the {what} of the fiber "
+                    f"printed with process {process.name!r} ({want:.3g}{unit}); leave it out "
+                    'to use the printed fiber\'s, or set [transmission] source = "assumed" '
+                    "for a faceplate that is not printed"
+                )
+            values[name] = want  # a value given rounded (0.62) becomes the exact one
+        return {**data, "faceplate": values}
+
     @model_validator(mode="after")
     def _consistent(self) -> CameraConfig:
         lo, hi = self.exposure_limits_s

@@ -191,7 +191,13 @@ def apply_transmission(config: TransmissionConfig, key, launch=None) -> tuple[An
         }
     total, info = printed_for_key(key, config, launch)
     mean = float(np.mean(total))
-    recipe = key.config.model_copy(update={"transmission_mean": min(max(mean, 1e-12), 1.0)})
+    # the printed fiber's cone is what the relay collects, whatever the key file's recipe says
+    recipe = key.config.model_copy(
+        update={
+            "transmission_mean": min(max(mean, 1e-12), 1.0),
+            "numerical_aperture": config.process_config().numerical_aperture,
+        }
+    )
     printed = Key(
         recipe, key.routing, total, key.bias, key.dead, key.crosstalk_in, key.crosstalk_out
     )

@@ -107,10 +107,10 @@ fig.savefig(OUT / "light_budget.png", dpi=110)
 plt.show()
 
 # %% [markdown]
-# The relay is the bottleneck: a printed resin fiber of numerical aperture 0.62 radiates into
-# a cone of half-angle 38°, and a relay that shrinks the 16 mm face onto 0.35 mm of sensor
-# accepts only $\mathrm{NA}_r \approx m / (2 N_r) \approx 0.008$ of it, about 1.5 × 10⁻⁴ of
-# the light. Next
+# The relay is the bottleneck: a printed resin fiber of numerical aperture 0.619 (its index
+# step, taken from the process) radiates into a cone of half-angle 38°, and a relay that
+# shrinks the 16 mm face onto 0.35 mm of sensor accepts only
+# $\mathrm{NA}_r \approx m / (2 N_r) \approx 0.008$ of it, about 1.5 × 10⁻⁴ of the light. Next
 # comes the printed fiber: its transmission is the part's own, computed from the routed
 # geometry of the camera's key (`[transmission] source = "printed"`), and the fill factor of
 # 0.6 mm cores at 1 mm pitch costs a factor of 3.5:

@@ -115,6 +115,8 @@ def test_frame_brightness_follows_the_printed_transmission(make_small, cache) ->
     site, both public), so printed/assumed = Σ c_i T_printed,i / Σ c_i T_assumed,i.
     """
     fp = {"bias_photons_per_s": 0.0, "crosstalk_in": 0.0, "crosstalk_out": 0.0}
+    # the same fiber in both, so that the relay collects the same cone
+    fp["numerical_aperture"] = ProcessConfig.preset("resin").numerical_aperture
     base = make_small()
     face = {**base.faceplate.model_dump(), **fp}
     assumed = Camera(make_small(faceplate=face))
@@ -236,8 +238,8 @@ def test_bad_transmission_tables_fail_at_load_time(make_small) -> None:
 
 
 def test_a_lattice_the_process_cannot_print_is_refused_with_the_way_out(tmp_path, cache) -> None:
-    """A glass-faceplate pitch with the default printed source: one line, exit 2, nothing
-    written, and the line names the setting that fixes it."""
+    """A glass-faceplate lattice, or a pitch too fine for the process, with the default printed
+    source: one line, exit 2, nothing written, and the line names the setting that fixes it."""
     from keycam_testing import assert_refused, run_module
 
     from sim.config import default_config_path
@@ -250,6 +252,12 @@ def test_a_lattice_the_process_cannot_print_is_refused_with_the_way_out(tmp_path
     (tmp_path / "glass.toml").write_text(glass)
     res = run_module("sim.capture", "--config", "glass.toml", "--out", "o", cwd=tmp_path)
     assert_refused(res, 'source = "assumed"')
+    assert "core_diameter_um = 20 µm disagrees with the core diameter" in res.stderr
+    assert not (tmp_path / "o").exists()
+    # the printed fiber's core, but closer than core + wall: the process cannot print it
+    (tmp_path / "tight.toml").write_text(text.replace("pitch_um = 1000.0", "pitch_um = 900.0"))
+    res = run_module("sim.capture", "--config", "tight.toml", "--out", "o", cwd=tmp_path)
+    assert_refused(res, 'source = "assumed"')
     assert "cannot fit the key's lattice" in res.stderr
     assert not (tmp_path / "o").exists()
     # and with the transmission assumed, the same camera runs
@@ -258,3 +266,59 @@ def test_a_lattice_the_process_cannot_print_is_refused_with_the_way_out(tmp_path
         "sim.capture", "--config", "glass2.toml", "--out", "o", "--quiet", cwd=tmp_path
     )
     assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize(
+    ("process", "n_core", "n_clad", "core_um"),
+    [("resin", 1.54, 1.41, 600.0), ("fdm", 1.49, 1.41, 500.0)],
+)
+def test_a_printed_faceplate_has_the_process_s_fiber(make_small, process, n_core, n_clad, core_um):
+    """With the printed source the fiber's NA and core are the process's: its index step
+    sqrt(n_core² − n_clad²) (0.619 for resin, 0.482 for FDM's PMMA in its matrix) and its core;
+    left out, they are filled in; stated to rounding, made exact; stated otherwise, refused."""
+    na = math.sqrt(n_core**2 - n_clad**2)
+    face = {k: v for k, v in make_small().faceplate.model_dump().items()
+            if k not in ("numerical_aperture", "core_diameter_um")}  # fmt: skip
+    printed = {"source": "printed", "process": process}
+    fp = make_small(faceplate=face, transmission=printed).faceplate
+    assert fp.numerical_aperture == pytest.approx(na, rel=1e-12)
+    assert fp.core_diameter_um == pytest.approx(core_um, rel=1e-12)
+    rounded = {**face, "numerical_aperture": round(na, 2), "core_diameter_um": core_um}
+    fp = make_small(faceplate=rounded, transmission=printed).faceplate
+    assert fp.numerical_aperture == pytest.approx(na, rel=1e-12)
+    for field, bad in (("numerical_aperture", round(na, 2) + 0.01), ("core_diameter_um", 700.0)):
+        with pytest.raises(ValidationError, match=f"faceplate.{field} = .* disagrees"):
+            make_small(faceplate={**rounded, field: bad}, transmission=printed)
+        # a faceplate that is not printed states its own fiber
+        own = make_small(faceplate={**rounded, field: bad}, transmission={"source": "assumed"})
+        assert getattr(own.faceplate, field) == bad
+    assert make_small(faceplate=face).faceplate.numerical_aperture == 0.5  # the recipe default
+
+
+def test_the_relay_collects_the_printed_cone_whatever_the_key_file_says(make_small, cache):
+    """A key drawn for an NA 0.5 faceplate and used in a printed camera: the camera's fiber,
+    and the cone its relay collects, are the printed fiber's."""
+    cfg = _printed(make_small)
+    old = keygen(cfg.faceplate.model_copy(update={"numerical_aperture": 0.5}))
+    cam = Camera(cfg, old)
+    na = ProcessConfig.preset("resin").numerical_aperture
+    assert cam.config.faceplate.numerical_aperture == pytest.approx(na)
+    assumed = Camera(
+        make_small(faceplate={**cfg.faceplate.model_dump(), "numerical_aperture": 0.5})
+    )
+    ratio = cam.coupling_operator.sum() / assumed.coupling_operator.sum()
+    assert ratio == pytest.approx((0.5 / na) ** 2, rel=1e-9)  # the relay cone is within both
+
+
+def test_capture_refuses_a_faceplate_that_disagrees_with_the_printed_fiber(tmp_path, cache):
+    from keycam_testing import assert_refused, run_module
+
+    from sim.config import default_config_path
+
+    text = default_config_path().read_text()
+    bad = text.replace("# numerical_aperture = 0.619", "numerical_aperture = 0.5")
+    assert bad != text
+    (tmp_path / "bad.toml").write_text(bad)
+    res = run_module("sim.capture", "--config", "bad.toml", "--out", "o", cwd=tmp_path)
+    assert_refused(res, "numerical_aperture = 0.5 disagrees", "0.619", 'source = "assumed"')
+    assert not (tmp_path / "o").exists()
