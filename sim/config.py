@@ -27,10 +27,12 @@ from sim.printed import TransmissionConfig
 from sim.units import parse_exposure
 
 __all__ = [
+    "ADDED_LATER",
     "CameraConfig",
     "CouplingConfig",
     "SceneConfig",
     "TransmissionConfig",
+    "comparable",
     "default_config_path",
     "load_config",
 ]
@@ -279,6 +281,28 @@ class CameraConfig(ConfigModel):
         xy = self.faceplate.site_centers_um()
         width_mm = (float(xy[:, 0].max() - xy[:, 0].min()) + self.faceplate.pitch_um) * 1e-3
         return math.degrees(2.0 * math.atan(0.5 * width_mm / self.lens.image_distance_mm))
+
+
+#: Fields added to the camera configuration after files were first made with it, with the value
+#: every older file implicitly had. Where a camera holds that value the field is left out of
+#: what is compared with older files (Gray-code pattern sets, dataset stores), so that those
+#: files still match the camera they were made for.
+ADDED_LATER: dict[str, dict[str, Any]] = {
+    "lens": {"exit_pupil_distance_mm": None},
+    "faceplate": {"shuffle": "uniform"},
+}
+
+
+def comparable(dump: dict[str, Any]) -> dict[str, Any]:
+    """A camera dump (or one table of it, as ``{"lens": {...}}``) without the fields of
+    :data:`ADDED_LATER` that hold their implicit value."""
+    out = dict(dump)
+    for table, fields in ADDED_LATER.items():
+        if isinstance(out.get(table), dict):
+            out[table] = {
+                k: v for k, v in out[table].items() if not (k in fields and v == fields[k])
+            }
+    return out
 
 
 def default_config_path() -> Path:

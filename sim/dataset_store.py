@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sim.config import comparable
+
 if TYPE_CHECKING:
     from sim.camera import Camera
     from sim.dataset_inputs import Source
@@ -180,7 +182,10 @@ def check_resume(out: Path, plan: dict, seed_given: bool, chunk_given: bool) -> 
         raise ValueError(f"--resume: {out} was made with another --seed (omit --seed to resume)")
     what = {"frames": "frame count or shape", "key_fingerprint": "key", "source": "input"}
     for name in _MUST_MATCH:
-        if old.get(name) != plan.get(name):
+        was, now = old.get(name), plan.get(name)
+        if name == "camera" and isinstance(was, dict) and isinstance(now, dict):
+            was, now = comparable(was), comparable(now)  # stores from before a field existed
+        if was != now:
             raise ValueError(
                 f"--resume: {out} was made with another {what.get(name, name)}; use the same "
                 "input, --config, --key and --exposure, or --force to start over"

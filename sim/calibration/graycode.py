@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy.spatial import cKDTree
 
-from sim.config import CameraConfig
+from sim.config import CameraConfig, comparable
 
 __all__ = [
     "PatternFrame",
@@ -88,7 +88,8 @@ def camera_digest(config: CameraConfig) -> str:
     fp, s = config.faceplate, config.sensor
     doc = {
         "scene": config.scene.model_dump(mode="json"),
-        "lens": config.lens.model_dump(mode="json"),
+        # a lens field added later counts only where it is set
+        "lens": comparable({"lens": config.lens.model_dump(mode="json")})["lens"],
         "samples_per_pitch": config.samples_per_pitch,
         "colour": config.colour,
         "faceplate": {

@@ -461,3 +461,32 @@ def test_simulate_and_patterns_refuse_bad_input(recorded, tmp_path):
     res = cli("patterns", "--config", "cam.toml", "-o", "frames", "--no-complements", cwd=d)
     assert_refused(res, "already exists", "--force")
     assert {p.name: p.read_bytes() for p in (d / "frames").iterdir()} == before
+
+
+def test_pattern_digest_is_kept_for_cameras_made_before_a_lens_field_existed(small):
+    """The digest an older keycam gave a camera (lens table without ``exit_pupil_distance_mm``)
+    is unchanged while the field is unset, and changes once it is set."""
+    import hashlib
+    import json
+
+    from sim.calibration.graycode import camera_digest
+
+    lens = small.lens.model_dump(mode="json")
+    assert lens.pop("exit_pupil_distance_mm") is None
+    fp, s = small.faceplate, small.sensor
+    older = {
+        "scene": small.scene.model_dump(mode="json"),
+        "lens": lens,
+        "samples_per_pitch": small.samples_per_pitch,
+        "colour": small.colour,
+        "faceplate": {
+            f: getattr(fp, f) for f in ("lattice", "rows", "cols", "pitch_um", "core_diameter_um")
+        },
+        "sensor": {"width_px": s.width_px, "height_px": s.height_px, "bit_depth": s.bit_depth},
+    }
+    text = json.dumps(older, sort_keys=True, separators=(",", ":"))
+    assert camera_digest(small) == hashlib.sha256(text.encode()).hexdigest()[:16]
+    moved = small.model_copy(
+        update={"lens": small.lens.model_copy(update={"exit_pupil_distance_mm": 80.0})}
+    )
+    assert camera_digest(moved) != camera_digest(small)

@@ -305,3 +305,30 @@ def test_workers_take_the_transmission_the_camera_already_has(monkeypatch) -> No
         np.testing.assert_array_equal(a, b)
     finally:
         dw.remove_camera("t-workers")
+
+
+def test_resume_accepts_a_store_made_before_a_config_field_existed(setup, tmp_path):
+    """A store whose camera record lacks fields added later (an older keycam wrote it) is the
+    same camera when those fields hold the value it implicitly had; a field that really
+    differs is still refused."""
+    import zarr
+
+    from sim.config import ADDED_LATER
+
+    out = tmp_path / "ds.zarr"
+    encrypt_dataset(open_source(setup["folder"]), out, setup["camera"], chunk_frames=5, seed=4)
+    group = zarr.open_group(str(out), mode="r+")
+    camera = json.loads(json.dumps(group.attrs["camera"]))
+    for table, fields in ADDED_LATER.items():
+        for name, implicit in fields.items():
+            assert camera[table][name] == implicit  # the small camera holds the old value
+            del camera[table][name]
+    group.attrs["camera"] = camera
+    args = [setup["folder"], "--key", setup["key"], "--config", setup["cfg"], "--out", "ds.zarr"]
+    res = run_module("sim.dataset", *args, "--resume", "--quiet", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    camera["lens"]["f_number"] = 4.0
+    group.attrs["camera"] = camera
+    before = snapshot(out)
+    _refused(tmp_path, *args, "--resume", needles=("--resume", "another camera"))
+    assert snapshot(out) == before
