@@ -254,6 +254,14 @@ def _launch(f_number: str | None, pupil_mm: str | None) -> Launch | None:
     return Launch.from_f_number(n, d)
 
 
+def _launch_words(f_number: str | None, pupil_mm: str | None) -> str:
+    """What light the reported transmission is for, in the options' own terms."""
+    if f_number is None:
+        return "acceptance cone filled; --lens-f-number for a camera lens"
+    where = "telecentric" if pupil_mm is None else f"exit pupil {float(pupil_mm):g} mm"
+    return f"f/{float(f_number):g} lens, {where}"
+
+
 def _size(path: Path) -> str:
     """File size for people: ``"2.2 GB"``, ``"14.0 MB"``, ``"3 kB"``."""
     n = path.stat().st_size
@@ -381,7 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"key {key.fingerprint}: {report.n_fibers} fibers, length {report.length_mm:.1f} mm "
             f"({report.bend_bound_ratio:.1f}x the {report.bend_bound_mm:.1f} mm bend-aware bound, "
             f"{report.length_ratio:.1f}x the {report.lower_bound_mm:.1f} mm straight-line "
-            f"bound), mean transmission {float(np.mean(printed['total'])):.3g}, "
+            f"bound), mean transmission {float(np.mean(printed['total'])):.3g} "
+            f"({_launch_words(args.lens_f_number, args.pupil_distance)}), "
             f"all checks passed; wrote {', '.join(f'{p} ({_size(p)})' for p in written)}"
         )
     return 0

@@ -285,3 +285,12 @@ def test_cli_lens_launch_sets_the_bend_loss_the_camera_uses(tmp_path: Path) -> N
     rep = json.loads((out / "r.json").read_text())
     assert rep["launch"] == {"na": launch.na, "pupil_distance_mm": 20.0}
     assert rep["transmission"]["bend"]["mean"] == pytest.approx(float(want.bend.mean()))
+    # the summary says which light its mean transmission is for
+    res = _cli(
+        str(key), "-o", str(out), "--no-3mf", "--no-matrix", "--lens-f-number", "2.8",
+        "--pupil-distance", "20", "--force", cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert f"mean transmission {want.total.mean():.3g} (f/2.8 lens, exit pupil 20 mm)" in res.stdout
+    res = _cli(str(key), "-o", str(out), "--no-3mf", "--no-matrix", "--force", cwd=tmp_path)
+    assert "(acceptance cone filled; --lens-f-number for a camera lens)" in res.stdout
