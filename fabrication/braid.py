@@ -46,7 +46,7 @@ from fabrication.decompose import (
 )
 from optics.faceplate import lattice as lat
 
-__all__ = ["Phase", "axis_layouts", "block_structure", "layouts", "phase_plans"]
+__all__ = ["Phase", "axis_layouts", "block_structure", "layouts", "orient_reshapes", "phase_plans"]
 
 
 @dataclass(frozen=True)
@@ -606,3 +606,142 @@ def axis_layouts(
             push("shift", coords(axis, lanes))
     push("lane", coords(axis, None))  # back onto the plain grid before the fan-in
     return out
+
+
+def orient_reshapes(
+    phases: list[Phase],
+    rows: int,
+    cols: int,
+    along_mm: float,
+    across_mm: float,
+    lane_mm: float,
+) -> list[Phase]:
+    """The phases with each line's lanes turned so that every direct reshape is shortest.
+
+    A pass only needs the fibers of a line that cross to run in different lanes; which of
+    the two lanes lies on which side of the line is free, line by line (the lanes stay ``L``
+    apart, and every lane keeps ``L`` from the next line's). Where the axis changes, a direct
+    reshape (:func:`axis_layouts`) takes every fiber from its lane of the last pass to its
+    lane of the next, and its length is set by the largest move, at the face's corners,
+    where a lane offset ``±L/2`` outwards or inwards adds to or takes from the reshape. So
+    the sides are chosen to minimise the largest move: for every threshold each fiber
+    forbids the side pairs of its row and its column that would move it farther, which is a
+    2-satisfiability problem, solved exactly by unit propagation (S. Even, A. Itai,
+    A. Shamir, SIAM J. Comput. 5(4), 1976), with the threshold bisected. A pass already
+    turned for an earlier reshape keeps its sides.
+    """
+    n = rows * cols
+    out = [Phase(p.axis, p.positions, p.lanes.copy()) for p in phases if p.n_passes > 0]
+    row, col = np.divmod(np.arange(n), cols)
+    cy, cx = (rows - 1) / 2.0, (cols - 1) / 2.0
+    turned: set[tuple[int, int]] = set()
+
+    def coords(axis: str, lanes: np.ndarray) -> np.ndarray:
+        off = (lanes - 0.5) * lane_mm
+        px, py = (along_mm, across_mm) if axis == "x" else (across_mm, along_mm)
+        x = (col - cx) * px + (off if axis == "y" else 0.0)
+        y = (row - cy) * py + (off if axis == "x" else 0.0)
+        return np.column_stack([x, y])
+
+    for k, ph in enumerate(out):
+        if k > 0 and ph.axis != out[k - 1].axis:
+            prev = out[k - 1]
+            a_line = row if prev.axis == "x" else col  # the lines of each pass
+            b_line = row if ph.axis == "x" else col
+            la, lb = prev.lanes[-1], ph.lanes[0]
+            # move of every fiber for the four side choices (a: its line in the last pass
+            # turned, b: in the next pass)
+            d = np.empty((n, 2, 2))
+            for a in (0, 1):
+                for b in (0, 1):
+                    move = coords(ph.axis, lb ^ b) - coords(prev.axis, la ^ a)
+                    d[:, a, b] = np.hypot(move[:, 0], move[:, 1])
+            fixed_a = (k - 1, prev.n_passes - 1) in turned
+            flip_a, flip_b = _min_max_sides(d, a_line, b_line, fixed_a)
+            prev.lanes[-1] = la ^ flip_a[a_line]
+            ph.lanes[0] = lb ^ flip_b[b_line]
+            turned.update({(k - 1, prev.n_passes - 1), (k, 0)})
+        if ph.axis == "x":
+            col = ph.positions[-1].copy()
+        else:
+            row = ph.positions[-1].copy()
+    return out
+
+
+def _min_max_sides(
+    d: np.ndarray, a_line: np.ndarray, b_line: np.ndarray, fixed_a: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Side bits of the ``a`` lines and the ``b`` lines minimising ``max_i d[i, a, b]``.
+
+    ``d[i, s, t]`` is fiber ``i``'s move when its ``a`` line has side ``s`` and its ``b``
+    line side ``t``. With ``fixed_a`` the ``a`` sides stay 0. Exact: the smallest threshold
+    for which the 2-SAT instance "no fiber moves farther" is satisfiable.
+    """
+    na, nb = int(a_line.max()) + 1, int(b_line.max()) + 1
+    a_choices = (0,) if fixed_a else (0, 1)
+    low = float(np.max(np.min(d[:, list(a_choices), :].reshape(len(d), -1), axis=1)))
+    levels = np.unique(d[d >= low - 1e-12])
+    best = None
+    lo, hi = 0, len(levels) - 1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        sol = _two_sat(d, a_line, b_line, na, nb, float(levels[mid]) + 1e-12, fixed_a)
+        if sol is None:
+            lo = mid + 1
+        else:
+            best, hi = sol, mid - 1
+    if best is None:  # pragma: no cover - the largest level forbids nothing
+        return np.zeros(na, dtype=np.int64), np.zeros(nb, dtype=np.int64)
+    return best
+
+
+def _two_sat(
+    d: np.ndarray,
+    a_line: np.ndarray,
+    b_line: np.ndarray,
+    na: int,
+    nb: int,
+    limit: float,
+    fixed_a: bool,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Side bits with every ``d[i, s, t] <= limit``, or None (2-SAT by unit propagation)."""
+    nv = na + nb
+    implies: list[list[tuple[int, int]]] = [[] for _ in range(2 * nv)]  # (var, value) -> forced
+    forced: list[tuple[int, int]] = []
+    bad_i, bad_s, bad_t = np.nonzero(d > limit)
+    for i, s, t in zip(bad_i.tolist(), bad_s.tolist(), bad_t.tolist(), strict=True):
+        u, v = int(a_line[i]), na + int(b_line[i])
+        if fixed_a:
+            if s == 0:
+                forced.append((v, 1 - t))  # the a side is 0: the b side must not be t
+            continue
+        implies[2 * u + s].append((v, 1 - t))  # not (x_u = s and x_v = t)
+        implies[2 * v + t].append((u, 1 - s))
+    value = [-1] * nv
+
+    def propagate(start: list[tuple[int, int]], trial: list[int]) -> bool:
+        stack = list(start)
+        while stack:
+            var, val = stack.pop()
+            if trial[var] == val:
+                continue
+            if trial[var] != -1:
+                return False
+            trial[var] = val
+            stack.extend(implies[2 * var + val])
+        return True
+
+    if not propagate(forced, value):
+        return None
+    for var in range(nv):
+        if value[var] != -1:
+            continue
+        for val in (0, 1):  # keep the construction's own side where either works
+            trial = value.copy()
+            if propagate([(var, val)], trial):
+                value = trial
+                break
+        else:
+            return None
+    bits = np.array(value, dtype=np.int64)
+    return bits[:na], bits[na:]

@@ -17,7 +17,8 @@ Construction (guaranteed collision-free for every permutation, block-local or no
    phase (``s`` along, ``2L`` across, :func:`axis_pitches`).
 3. Each line shuffle runs as two-lane passes. On the square grid of pitch ``L + s`` every
    slide along one axis also moves its fibers into the lanes of the next slide; on the
-   stretched grid a *reshape* stage turns the grid where the axis changes.
+   stretched grid a *reshape* stage turns the grid where the axis changes, with each line's
+   lanes put on the side that makes it shortest (:func:`fabrication.braid.orient_reshapes`).
 4. The bundle fans back in to the output face. Of all decompositions and grids the
    shortest route is kept.
 
@@ -40,7 +41,7 @@ from typing import Literal
 
 import numpy as np
 
-from fabrication.braid import axis_layouts, layouts, phase_plans
+from fabrication.braid import axis_layouts, layouts, orient_reshapes, phase_plans
 from fabrication.clearance import StageInfeasible, stage_length
 from fabrication.process import FaceGeometry, ProcessConfig
 from fabrication.profiles import min_stage_length, profile
@@ -48,7 +49,7 @@ from optics.faceplate import lattice as lat
 
 #: Version of the construction; changes whenever the same key may route differently (cached
 #: printed transmissions are keyed by it).
-ROUTE_VERSION = 5
+ROUTE_VERSION = 6
 
 __all__ = [
     "ROUTE_VERSION",
@@ -499,9 +500,12 @@ def route_permutation(
         for style in styles[lanes]:
             if style == "axis":
                 pitch = along
+                # direct reshapes with each line's lanes turned to shorten them, or plain
+                # reshapes with lane stages around them
+                turned = orient_reshapes(phases, rows, cols, along, across, axis_lane)
                 grids = [
-                    axis_layouts(phases, rows, cols, along, across, axis_lane, direct=d)
-                    for d in (True, False)
+                    axis_layouts(turned, rows, cols, along, across, axis_lane, direct=True),
+                    axis_layouts(phases, rows, cols, along, across, axis_lane, direct=False),
                 ]
             else:
                 merged = style == "merged"

@@ -306,3 +306,59 @@ def test_a_rows_then_columns_key_routes_in_two_groups(permute: bool, resin) -> N
     face = face_geometry("square", 16, 16, 1000.0, resin)
     uniform = route_permutation(face, key("uniform").routing, 4, resin)
     assert route.length_mm < 0.8 * uniform.length_mm
+
+
+@pytest.mark.parametrize("fixed_a", [False, True])
+def test_lane_sides_minimise_the_largest_reshape_move_exactly(fixed_a: bool) -> None:
+    """The 2-SAT choice of lane sides reaches the smallest largest move over all side choices
+    (brute force over 2^(lines) choices on random instances)."""
+    import itertools
+
+    from fabrication.braid import _min_max_sides
+
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        n, na, nb = 12, 3, 4
+        a_line, b_line = rng.integers(0, na, n), rng.integers(0, nb, n)
+        a_line[:na], b_line[:nb] = np.arange(na), np.arange(nb)  # every line is used
+        d = rng.uniform(0.0, 10.0, (n, 2, 2))
+        fa, fb = _min_max_sides(d, a_line, b_line, fixed_a)
+        got = float(np.max(d[np.arange(n), fa[a_line], fb[b_line]]))
+        best = math.inf
+        for sa in (
+            itertools.product((0,), repeat=na) if fixed_a else itertools.product((0, 1), repeat=na)
+        ):
+            for sb in itertools.product((0, 1), repeat=nb):
+                sa_, sb_ = np.array(sa), np.array(sb)
+                best = min(best, float(np.max(d[np.arange(n), sa_[a_line], sb_[b_line]])))
+        assert got == pytest.approx(best, abs=1e-12)
+        if fixed_a:
+            assert not np.any(fa)
+
+
+def test_turned_lanes_shorten_the_reshape_and_keep_every_rule(resin) -> None:
+    """Turning each line's lanes keeps the routing and the checks, and the reshape's largest
+    move is never larger than with the construction's own sides (here strictly smaller: the
+    corner fibers of a default-recipe key get their inward lanes)."""
+    from fabrication.braid import axis_layouts, orient_reshapes, phase_plans
+    from fabrication.routing import axis_pitches
+
+    fp = FaceplateConfig(rows=16, cols=16, block_size=4, shuffle="rows_then_columns", seed=1000)
+    key = keygen(fp)
+    face = face_geometry("square", 16, 16, 1000.0, resin)
+    along, across, lane = axis_pitches(face, resin)
+    phases = phase_plans(key.routing, 16, 16, 4, along_mm=along)["grouped_x"]
+    turned = orient_reshapes(phases, 16, 16, along, across, lane)
+    r, c = _chain(turned, 16, 16)
+    assert np.array_equal(r * 16 + c, key.routing)
+
+    def reshape_move(ph) -> float:
+        seq = axis_layouts(ph, 16, 16, along, across, lane, direct=True)
+        i = [k for k, _ in seq].index("reshape")
+        return float(np.max(np.linalg.norm(seq[i][1] - seq[i - 1][1], axis=1)))
+
+    assert reshape_move(turned) < reshape_move(phases) - 0.5
+    route = route_permutation(face, key.routing, 4, resin)
+    assert _independent_min_distance(route) >= 1.0 - 0.01
+    rep = run_checks(route, sample_route(route, resin), resin, 4)
+    assert rep.passed, [c.message(16) for c in rep.failures()]

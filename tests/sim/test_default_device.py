@@ -67,7 +67,7 @@ def test_default_key_hides_the_thumbnail(device) -> None:
 
 def test_default_device_transmits_at_least_ten_percent(device) -> None:
     """As printed (resin, 0.5 dB/cm) and behind its own lens, every fiber of the default
-    camera passes at least 10 % (measured: mean 11.3 %, lowest 10.7 %, 177 mm bundle)."""
+    camera passes at least 10 % (measured: mean 11.4 %, lowest 10.6 %, 176 mm bundle)."""
     t = np.asarray(device[0].key.transmission)
     assert float(np.mean(t)) >= 0.10
     # nothing but attenuation over the bundle and Fresnel loss at two faces is left: an
@@ -81,7 +81,13 @@ def test_default_device_transmits_at_least_ten_percent(device) -> None:
 def test_every_key_of_the_default_recipe_prints_at_ten_percent() -> None:
     """A new device key is drawn at random: its bundle is longest when every line shuffle
     moves a fiber (or a block) across the whole line. That key, built by hand, still passes
-    10 % on average (measured: 185 mm, mean 10.2 %; twenty random keys: 159-185 mm)."""
+    10 % on average (measured: 184.8 mm, mean 10.2 %; 160 random keys: 159-185 mm).
+
+    Every stage of it is then at its longest but the reshape, whose largest move depends on
+    the lanes the corner fibers take: with every corner's lanes outwards it would be 1.1 mm
+    longer than this key's (24.8 against 23.7 mm; the router turns the lanes to avoid that,
+    the longest random key has 23.9 mm). So the key must still pass 10 % 1.1 mm longer:
+    0.5 dB/cm over 1.1 mm more is a factor 10^(-0.0055)."""
     from dataclasses import replace
 
     from optics.faceplate import lattice as lat
@@ -105,7 +111,7 @@ def test_every_key_of_the_default_recipe_prints_at_ten_percent() -> None:
     key = replace(keygen(fp), routing=routing)
     pt = printed_transmission(key, config.transmission.process_config(), lens_launch(config.lens))
     assert pt.checks_passed
-    assert float(np.mean(pt.total)) >= 0.10, pt.bundle_length_mm
+    assert float(np.mean(pt.total)) * 10.0 ** (-0.05 * 1.1 / 10.0) >= 0.10, pt.bundle_length_mm
 
 
 def test_the_relay_sees_the_printed_fiber_s_numerical_aperture() -> None:
