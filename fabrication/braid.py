@@ -567,11 +567,7 @@ def axis_layouts(
     out: list[tuple[str, np.ndarray]] = []
 
     def coords(axis: str, lanes: np.ndarray | None) -> np.ndarray:
-        off = 0.0 if lanes is None else (lanes - 0.5) * lane_mm
-        px, py = (along_mm, across_mm) if axis == "x" else (across_mm, along_mm)
-        x = (col - (cols - 1) / 2.0) * px + (off if axis == "y" else 0.0)
-        y = (row - (rows - 1) / 2.0) * py + (off if axis == "x" else 0.0)
-        return np.column_stack([x, y])
+        return _axis_coords(axis, lanes, row, col, rows, cols, along_mm, across_mm, lane_mm)
 
     def push(kind: str, pos: np.ndarray) -> None:
         if out and np.array_equal(out[-1][1], pos):
@@ -608,6 +604,26 @@ def axis_layouts(
     return out
 
 
+def _axis_coords(
+    axis: str,
+    lanes: np.ndarray | None,
+    row: np.ndarray,
+    col: np.ndarray,
+    rows: int,
+    cols: int,
+    along_mm: float,
+    across_mm: float,
+    lane_mm: float,
+) -> np.ndarray:
+    """``(n, 2)`` positions on the grid stretched across ``axis``, fibers at grid ``row``,
+    ``col``, offset ``±L/2`` across their line by ``lanes`` (``None``: on the line)."""
+    off = 0.0 if lanes is None else (lanes - 0.5) * lane_mm
+    px, py = (along_mm, across_mm) if axis == "x" else (across_mm, along_mm)
+    x = (col - (cols - 1) / 2.0) * px + (off if axis == "y" else 0.0)
+    y = (row - (rows - 1) / 2.0) * py + (off if axis == "x" else 0.0)
+    return np.column_stack([x, y])
+
+
 def orient_reshapes(
     phases: list[Phase],
     rows: int,
@@ -633,15 +649,10 @@ def orient_reshapes(
     n = rows * cols
     out = [Phase(p.axis, p.positions, p.lanes.copy()) for p in phases if p.n_passes > 0]
     row, col = np.divmod(np.arange(n), cols)
-    cy, cx = (rows - 1) / 2.0, (cols - 1) / 2.0
     turned: set[tuple[int, int]] = set()
 
     def coords(axis: str, lanes: np.ndarray) -> np.ndarray:
-        off = (lanes - 0.5) * lane_mm
-        px, py = (along_mm, across_mm) if axis == "x" else (across_mm, along_mm)
-        x = (col - cx) * px + (off if axis == "y" else 0.0)
-        y = (row - cy) * py + (off if axis == "x" else 0.0)
-        return np.column_stack([x, y])
+        return _axis_coords(axis, lanes, row, col, rows, cols, along_mm, across_mm, lane_mm)
 
     for k, ph in enumerate(out):
         if k > 0 and ph.axis != out[k - 1].axis:
