@@ -28,10 +28,17 @@ class FaceplateConfig(ConfigModel):
     cols: int = Field(64, ge=1, le=8192, description="Number of fiber columns (sites).")
     pitch_um: float = Field(1000.0, gt=0, description="Centre-to-centre fiber pitch, µm.")
     core_diameter_um: float = Field(
-        600.0, gt=0, description="Fiber core diameter, µm (must be smaller than pitch_um)."
+        600.0,
+        gt=0,
+        description="Fiber core diameter, µm (must be smaller than pitch_um). In a camera "
+        "whose faceplate is printed ([transmission] source = 'printed'), the process's core.",
     )
     numerical_aperture: float = Field(
-        0.5, gt=0, le=2.0, description="Fiber numerical aperture sqrt(n_core² − n_clad²), unitless."
+        0.5,
+        gt=0,
+        le=2.0,
+        description="Fiber numerical aperture sqrt(n_core² − n_clad²), unitless. In a camera "
+        "whose faceplate is printed, the process's (resin: 0.619).",
     )
     block_size: int = Field(
         8,
