@@ -230,7 +230,9 @@ class CameraConfig(ConfigModel):
         )
         for name, want, tol, unit, what in fiber:
             have = values.get(name)
-            if name in given and isinstance(have, (int, float)) and abs(have - want) > tol:
+            if name in given and not isinstance(have, (int, float)):
+                continue  # not a number: reported by field validation, with its location
+            if name in given and abs(have - want) > tol:
                 raise ValueError(
                     f"faceplate.{name} = {have:g}{unit} disagrees with the {what} of the fiber "
                     f"printed with process {process.name!r} ({want:.3g}{unit}); leave it out "

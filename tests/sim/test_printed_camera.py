@@ -292,6 +292,8 @@ def test_a_printed_faceplate_has_the_process_s_fiber(make_small, process, n_core
         # a faceplate that is not printed states its own fiber
         own = make_small(faceplate={**rounded, field: bad}, transmission={"source": "assumed"})
         assert getattr(own.faceplate, field) == bad
+    with pytest.raises(ValidationError, match=r"faceplate\.numerical_aperture"):  # not replaced
+        make_small(faceplate={**rounded, "numerical_aperture": "wide"}, transmission=printed)
     assert make_small(faceplate=face).faceplate.numerical_aperture == 0.5  # the recipe default
 
 
