@@ -380,15 +380,16 @@ def _stages(
             # the fan-in is the fan-out run backwards for other fibers (same sites, same grid
             # points, and the profile is symmetric), so a fan's length is computed once per
             # grid; a reshape depends on the lanes of the key's passes
-            key = None
-            if fan_cache is not None and kind != "reshape":
+            cache = fan_cache if kind != "reshape" else None
+            key = b""
+            if cache is not None:
                 key = _layout_key(a0, a1) if kind == "fan_out" else _layout_key(a1, a0)
-            if key is not None and fan_cache is not None and key in fan_cache:
-                ln, a = fan_cache[key]
+            if cache is not None and key in cache:
+                ln, a = cache[key]
             else:
                 ln, a = stage_length(a0, a1, clearance, tan_tilt, radius)
-                if key is not None and fan_cache is not None:
-                    fan_cache[key] = (ln, a)
+                if cache is not None:
+                    cache[key] = (ln, a)
         else:
             ln, a = min_stage_length(
                 float(np.max(np.linalg.norm(a1 - a0, axis=1))), tan_tilt, radius
@@ -500,8 +501,8 @@ def route_permutation(
         for style in styles[lanes]:
             if style == "axis":
                 pitch = along
-                # direct reshapes with each line's lanes turned to shorten them, or plain
-                # reshapes with lane stages around them
+                # direct reshapes with each line's lanes turned to shorten them; plain
+                # reshapes with lane stages around them where a direct one is infeasible
                 turned = orient_reshapes(phases, rows, cols, along, across, axis_lane)
                 grids = [
                     axis_layouts(turned, rows, cols, along, across, axis_lane, direct=True),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
@@ -45,6 +45,19 @@ class ConfigModel(BaseModel):
     """Frozen, closed, finite configuration with strict booleans."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    #: Fields added after files were first made with the model, with the value every older
+    #: file implicitly had (see :meth:`without_added_later`).
+    ADDED_LATER: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def without_added_later(cls, dump: dict[str, Any]) -> dict[str, Any]:
+        """``dump`` (this model as JSON data) without the fields of :attr:`ADDED_LATER` that
+        hold their implicit value: what a fingerprint or a comparison with older files (key
+        files, pattern sets, dataset stores) should see, so that they still match."""
+        return {
+            k: v for k, v in dump.items() if k not in cls.ADDED_LATER or v != cls.ADDED_LATER[k]
+        }
 
     @field_validator("*", mode="before")
     @classmethod

@@ -285,25 +285,24 @@ class CameraConfig(ConfigModel):
         return math.degrees(2.0 * math.atan(0.5 * width_mm / self.lens.image_distance_mm))
 
 
+#: The tables of a camera whose models have fields added after files were first made with
+#: them (``ConfigModel.ADDED_LATER``), by table name.
+_TABLES: dict[str, type[ConfigModel]] = {"lens": LensConfig, "faceplate": FaceplateConfig}
+
 #: Fields added to the camera configuration after files were first made with it, with the value
-#: every older file implicitly had. Where a camera holds that value the field is left out of
-#: what is compared with older files (Gray-code pattern sets, dataset stores), so that those
-#: files still match the camera they were made for.
-ADDED_LATER: dict[str, dict[str, Any]] = {
-    "lens": {"exit_pupil_distance_mm": None},
-    "faceplate": {"shuffle": "uniform"},
-}
+#: every older file implicitly had, by table. Where a camera holds that value the field is left
+#: out of what is compared with older files (Gray-code pattern sets, dataset stores), so that
+#: those files still match the camera they were made for.
+ADDED_LATER: dict[str, dict[str, Any]] = {t: m.ADDED_LATER for t, m in _TABLES.items()}
 
 
 def comparable(dump: dict[str, Any]) -> dict[str, Any]:
     """A camera dump (or one table of it, as ``{"lens": {...}}``) without the fields of
     :data:`ADDED_LATER` that hold their implicit value."""
     out = dict(dump)
-    for table, fields in ADDED_LATER.items():
+    for table, model in _TABLES.items():
         if isinstance(out.get(table), dict):
-            out[table] = {
-                k: v for k, v in out[table].items() if not (k in fields and v == fields[k])
-            }
+            out[table] = model.without_added_later(out[table])
     return out
 
 

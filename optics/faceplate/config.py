@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -17,9 +17,13 @@ __all__ = ["FaceplateConfig"]
 class FaceplateConfig(ConfigModel):
     """Geometry of a fiber faceplate and the recipe of its key.
 
-    The defaults describe the default printable camera: a 64 × 64 square
-    lattice at 1 mm pitch with 0.6 mm cores and an 8 × 8 block key with block permutation.
+    The defaults are a 64 × 64 square lattice at 1 mm pitch with 0.6 mm cores and an 8 × 8
+    block key with block permutation (the bundled camera, ``sim/data/default_camera.toml``,
+    sets its own 16 × 16 face).
     """
+
+    #: Added after the first key files, which were all drawn uniformly.
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"shuffle": "uniform"}
 
     lattice: Literal["square", "hexagonal"] = Field(
         "square", description="Lattice kind: 'square' or 'hexagonal' (odd rows shifted by pitch/2)."

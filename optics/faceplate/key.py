@@ -27,10 +27,6 @@ from optics.faceplate.keyfile import KeyFileError, canonical_json, read_key_file
 __all__ = ["Key", "KeyFileError", "keygen"]
 
 
-#: Configuration fields added after the first key files, with the value those keys had.
-_IMPLICIT = {"shuffle": "uniform"}
-
-
 def _readonly(a: np.ndarray) -> np.ndarray:
     a = np.array(a, copy=True)
     a.setflags(write=False)
@@ -145,12 +141,9 @@ class Key:
     def fingerprint(self) -> str:
         """First 16 hex digits of the SHA-256 of the key's canonical content; safe for logs."""
         h = hashlib.sha256()
-        config = self.config.model_dump(mode="json")
         # a field added later counts only where it differs from what older keys implicitly
         # had, so that their files keep their fingerprints
-        for name, old in _IMPLICIT.items():
-            if config.get(name) == old:
-                del config[name]
+        config = FaceplateConfig.without_added_later(self.config.model_dump(mode="json"))
         h.update(canonical_json({"config": config}))
         for name, a in self._arrays().items():
             a = np.ascontiguousarray(a)

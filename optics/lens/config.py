@@ -4,6 +4,7 @@ conventions: conjugates, field angle, orientation, distortion, defocus)."""
 from __future__ import annotations
 
 import math
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
@@ -27,6 +28,9 @@ class LensConfig(ConfigModel):
     Build from keyword arguments or a TOML table; every bad value fails here with the field
     name. Hashable (frozen), so results derived from it can be cached.
     """
+
+    #: Added after the first pattern sets and dataset stores (their lenses: stop at the lens).
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"exit_pupil_distance_mm": None}
 
     focal_length_mm: float = Field(gt=0, le=10_000, description="Focal length f in mm.")
     f_number: float = Field(
