@@ -102,11 +102,17 @@ def test_tutorial_links_point_at_pages(name):
     check_links(TUTORIALS / name)
 
 
-@pytest.mark.parametrize("name", sorted(FIGURES))
-def test_tutorial_runs_and_writes_its_figures(name, tmp_path):
+def run_page(page: Path, tmp_path: Path, figures: list[str], *, min_size=(300, 200)) -> None:
+    """Run a docs page as a reader would, from an empty folder, and check what it leaves.
+
+    The page must exit cleanly, print no path of the machine it ran on (what it prints is
+    shown on the site), write exactly ``figures`` into ``KEYCAM_TUTORIAL_OUT`` as real PNG
+    images of at least ``min_size`` pixels that are not blank canvases, and leave nothing
+    else in the working folder but the weight cache.
+    """
     out = tmp_path / "figures"
     proc = subprocess.run(
-        [sys.executable, str(TUTORIALS / name)],
+        [sys.executable, str(page)],
         cwd=tmp_path,
         env=_env(out, tmp_path / "keycam_cache"),
         capture_output=True,
@@ -114,23 +120,26 @@ def test_tutorial_runs_and_writes_its_figures(name, tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # what the page prints is shown on the site: no path of the machine it was built on
     assert str(tmp_path) not in proc.stdout, proc.stdout[-2000:]
     written = sorted(p.name for p in out.glob("*.png"))
-    assert written == sorted(FIGURES[name]), written
-    for fig in FIGURES[name]:
+    assert written == sorted(figures), written
+    for fig in figures:
         path = out / fig
         assert path.read_bytes()[:8] == PNG_MAGIC, fig
         with Image.open(path) as im:
             im.verify()
         with Image.open(path) as im:
             w, h = im.size
-            assert w >= 300 and h >= 200, (fig, im.size)
+            assert w >= min_size[0] and h >= min_size[1], (fig, im.size)
             # a figure, not a blank canvas
             lo, hi = im.convert("L").getextrema()
             assert hi - lo > 100, (fig, lo, hi)
-    # nothing but the figures folder (and the weight cache) appears in the working folder
     leftovers = sorted(
         p.name for p in tmp_path.iterdir() if p.name not in ("figures", "keycam_cache")
     )
     assert leftovers == [], leftovers
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_tutorial_runs_and_writes_its_figures(name, tmp_path):
+    run_page(TUTORIALS / name, tmp_path, FIGURES[name])
