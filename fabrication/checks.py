@@ -180,37 +180,9 @@ def _clearance(pl: Polylines, exact_mm: float) -> tuple[float, int, int, float]:
         ni, nj = ints_i.size, ints_j.size
         mi = np.repeat(ints_i, nj)
         mj = np.tile(ints_j, ni)
-        zi0, zi1 = z[mi], z[mi + 1]
-        zj0, zj1 = z[mj], z[mj + 1]
-        # (pairs, combos, 3)
-        pi = np.concatenate(
-            [
-                xy[mi][:, i].transpose(1, 0, 2),
-                np.broadcast_to(zi0[None, :, None], (i.size, mi.size, 1)),
-            ],
-            axis=2,
-        )
-        qi = np.concatenate(
-            [
-                xy[mi + 1][:, i].transpose(1, 0, 2),
-                np.broadcast_to(zi1[None, :, None], (i.size, mi.size, 1)),
-            ],
-            axis=2,
-        )
-        pj = np.concatenate(
-            [
-                xy[mj][:, j].transpose(1, 0, 2),
-                np.broadcast_to(zj0[None, :, None], (j.size, mj.size, 1)),
-            ],
-            axis=2,
-        )
-        qj = np.concatenate(
-            [
-                xy[mj + 1][:, j].transpose(1, 0, 2),
-                np.broadcast_to(zj1[None, :, None], (j.size, mj.size, 1)),
-            ],
-            axis=2,
-        )
+        # (pairs, combos, 3): segment ends of i over its interval, of j over its window
+        pi, qi = _points(xy, z, mi, i), _points(xy, z, mi + 1, i)
+        pj, qj = _points(xy, z, mj, j), _points(xy, z, mj + 1, j)
         d = segment_distances(
             pi.reshape(-1, 3), qi.reshape(-1, 3), pj.reshape(-1, 3), qj.reshape(-1, 3)
         ).reshape(i.size, -1)
@@ -224,6 +196,13 @@ def _clearance(pl: Polylines, exact_mm: float) -> tuple[float, int, int, float]:
         # known to be farther): report the certified bound
         best = (exact_mm, best[1], best[2], best[3] if best[1] >= 0 else 0.0)
     return best
+
+
+def _points(xy: np.ndarray, z: np.ndarray, levels: np.ndarray, fibers: np.ndarray) -> np.ndarray:
+    """``(fibers, levels, 3)`` centerline points of ``fibers`` at the given level indices."""
+    lateral = xy[levels][:, fibers].transpose(1, 0, 2)
+    height = np.broadcast_to(z[levels][None, :, None], (fibers.size, levels.size, 1))
+    return np.concatenate([lateral, height], axis=2)
 
 
 def run_checks(route: Route, pl: Polylines, process: ProcessConfig, block_size: int) -> CheckReport:
