@@ -7,10 +7,12 @@ recipe of earlier versions). For each: route time (``route_permutation`` alone),
 route + sample + check, meshing, cores STL, matrix STL and 3MF; peak memory (max RSS of a
 fresh child process per run); bundle length against the straight-line bound (``max s_i / tan
 θ``) and the bend-aware bound (S-curves at the minimum bend radius plus the straight ends),
-with both ratios; the printed transmission of every fiber (resin, 0.5 dB/cm): mean and
-minimum behind the default camera's lens (as the camera simulates it) and with a uniformly
-filled acceptance cone (the export's worst case); mesh figures (``_mesh_figures``: common
-levels, rings per fiber, polygon sides, triangles and file size of cores STL, matrix STL and
+with both ratios, and against the floor of routes built as keycam builds them (spread to two
+lanes per line, one pass per axis, gather: ``two_lane_floor_mm``); the printed transmission
+of every fiber (resin, 0.5 dB/cm): mean and minimum behind the default camera's lens (as the
+camera simulates it) and with a uniformly filled acceptance cone (the export's worst case);
+mesh figures (``_mesh_figures``: common levels, rings per fiber, polygon sides, triangles and
+file size of cores STL, matrix STL and
 3MF). Prints JSON (medians over ``--repeat`` runs).
 
     python bench/bench_fabrication.py [--rows 16] [--block 4] [--repeat 3] [--no-3mf]
@@ -39,6 +41,7 @@ def _child(rows: int, block: int, case: str, do_3mf: bool) -> dict:
 
     from fabrication.export import build, route_key
     from fabrication.process import ProcessConfig
+    from fabrication.routing import two_lane_floor_mm
     from optics.faceplate import FaceplateConfig, keygen
     from sim.config import CameraConfig
 
@@ -72,6 +75,7 @@ def _child(rows: int, block: int, case: str, do_3mf: bool) -> dict:
     out["decomposition"] = dev.route.decomposition
     out.update(_mesh_figures(dev, process, do_3mf))
     r = dev.report
+    floor = two_lane_floor_mm(dev.route.face, dev.route.routing, process)
     out.update(
         passed=r.passed,
         route_s=t_route,
@@ -84,6 +88,8 @@ def _child(rows: int, block: int, case: str, do_3mf: bool) -> dict:
         length_ratio=r.length_ratio,
         bend_bound_mm=r.bend_bound_mm,
         bend_bound_ratio=r.bend_bound_ratio,
+        two_lane_floor_mm=floor,
+        two_lane_floor_ratio=r.length_mm / floor,
         transmission_mean=float(np.mean(seen)),
         transmission_min=float(np.min(seen)),
         transmission_mean_uniform_fill=float(np.mean(trans)),

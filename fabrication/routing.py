@@ -30,7 +30,9 @@ lengthens any stage that fails, so what is written is always checked.
 
 Two lower bounds tell how good a route is: the straight-line bound (no fiber moves sideways
 faster than ``tan θ``, :func:`lower_bound_mm`) and the bend-aware bound (every displaced fiber
-needs an S-curve of radius ``R``, :func:`bend_bound_mm`).
+needs an S-curve of radius ``R``, :func:`bend_bound_mm`). A third figure tells how far this
+construction can go: :func:`two_lane_floor_mm`, the least length of any route that spreads the
+face to two lanes per line, passes along one axis at a time and gathers it again.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ __all__ = [
     "lower_bound_mm",
     "route_permutation",
     "routing_pitches",
+    "two_lane_floor_mm",
 ]
 
 
@@ -311,6 +314,56 @@ def bend_bound_mm(face: FaceGeometry, routing: np.ndarray, process: ProcessConfi
         return 2.0 * process.end_length_mm
     body = float(bend_length_mm(worst, process.min_bend_radius_mm, process.max_tilt_deg))
     return 2.0 * process.end_length_mm + body
+
+
+def two_lane_floor_mm(face: FaceGeometry, routing: np.ndarray, process: ProcessConfig) -> float:
+    """Least bundle length of any route built as keycam builds them, mm.
+
+    Not a bound on every conceivable route (that is :func:`bend_bound_mm`), but on routes
+    made of stages in sequence that spread the face until every line has two lanes, reorder
+    lines in passes along one axis at a time and gather the face again
+    (:func:`route_permutation`). Such a route needs
+
+    - a **spread** before the first pass and a gather after the last: two lanes ``c``
+      (core + wall) apart on every line, and ``c`` to the next line's lanes, need lines
+      ``2c`` apart, so the outer one of ``m`` lines ``δ`` apart on the face moves at least
+      ``(m − 1)(2c − δ)/2`` (rows for passes along ``x``, columns along ``y``; whichever
+      axis the route starts or ends with, at least the cheaper of the two);
+    - a **pass along each axis** on which some fiber changes line position: a fiber that
+      moves ``k`` columns travels at least ``k`` face pitches along ``x`` in passes (the
+      routing grid is no finer than the face), and by the same token along ``y``.
+
+    Each of these moves costs at least its S-curve :func:`bend_length_mm`, which is
+    subadditive (concave, ``L(0) = 0``), so however a fiber's move is split over passes::
+
+        2 e + 2 L(spread) + L(Δx_max) + L(Δy_max)
+
+    with ``e`` the straight end at each face. A packed face (pitch = core + wall) pays the
+    spread in full; an open face (pitch ≥ ``2c``) pays none.
+    """
+    routing = np.asarray(routing)
+    end = 2.0 * process.end_length_mm
+    n = routing.size
+    if n == 0 or np.array_equal(routing, np.arange(n)):
+        return end
+    rows, cols = face.rows, face.cols
+    sites = face.sites_mm
+    c = process.min_pitch_mm
+    r0, c0 = np.divmod(np.arange(n), cols)
+    r1, c1 = np.divmod(routing, cols)
+    row_step = float(abs(sites[cols, 1] - sites[0, 1])) if rows > 1 else face.pitch_mm
+    # (lines that must spread, their spacing on the face, largest move along the axis)
+    axes = [
+        (rows, row_step, int(np.max(np.abs(c1 - c0))) * face.pitch_mm),  # passes along x
+        (cols, face.pitch_mm, int(np.max(np.abs(r1 - r0))) * row_step),  # passes along y
+    ]
+    needed = [(m, step, move) for m, step, move in axes if move > 0]
+    spread = min(0.5 * (m - 1) * max(0.0, 2.0 * c - step) for m, step, _ in axes)
+
+    def curve(s: float) -> float:
+        return float(bend_length_mm(s, process.min_bend_radius_mm, process.max_tilt_deg))
+
+    return end + 2.0 * curve(spread) + sum(curve(move) for _, _, move in needed)
 
 
 def _lane_and_along(process: ProcessConfig) -> tuple[float, float]:

@@ -15,6 +15,7 @@ from fabrication.routing import (
     fiber_displacements_mm,
     lower_bound_mm,
     route_permutation,
+    two_lane_floor_mm,
 )
 from optics.faceplate import FaceplateConfig, keygen
 
@@ -116,9 +117,85 @@ def test_no_routed_key_is_shorter_than_either_bound() -> None:
         )  # fmt: skip
         bend = bend_bound_mm(face, key.routing, resin)
         assert straight <= bend < route.length_mm, (c, straight, bend, route.length_mm)
+        # the floor of routes built this way: spread, passes, gather
+        floor = two_lane_floor_mm(face, key.routing, resin)
+        assert floor <= route.length_mm, (c, floor, route.length_mm)
+        if c.lattice == "square":  # a fiber's move is no longer than its two axis moves
+            assert bend <= floor, (c, bend, floor)
         # the bounds are about the fiber that moves furthest, measured on the face
         s = fiber_displacements_mm(face, key.routing)
         assert straight == pytest.approx(s.max() / resin.tan_tilt)
         assert bend == pytest.approx(
             2 * resin.end_length_mm + float(bend_length_mm(s.max(), R, THETA))
         )
+
+
+def _curve(s: float) -> float:
+    return float(bend_length_mm(s, R, THETA))
+
+
+@pytest.mark.parametrize(
+    ("routing", "dx", "dy"),
+    [
+        ([1, 0, *range(2, 16)], 1, 0),  # two neighbours of the first row swap: x passes only
+        ([4, *range(1, 4), 0, *range(5, 16)], 0, 1),  # two of the first column: y only
+        ([15, *range(1, 15), 0], 3, 3),  # opposite corners swap: both axes
+    ],
+)
+def test_two_lane_floor_is_spread_passes_and_gather(routing, dx, dy) -> None:
+    """4 × 4 packed face at 1 mm, clearance c = 1 mm: lines must spread to 2 mm, so the
+    outer row (or column), 1.5 mm from the centre, moves 1.5 mm out and back; each axis on
+    which a fiber moves needs its own S-curve."""
+    resin = ProcessConfig.preset("resin")
+    assert resin.min_pitch_mm == pytest.approx(1.0)
+    face = face_geometry("square", 4, 4, 1000.0, resin)
+    floor = two_lane_floor_mm(face, np.array(routing), resin)
+    passes = sum(_curve(float(k)) for k in (dx, dy) if k)
+    assert floor == pytest.approx(2 * resin.end_length_mm + 2 * _curve(1.5) + passes)
+    # the identity needs nothing but the straight ends
+    ident = two_lane_floor_mm(face, np.arange(16), resin)
+    assert ident == pytest.approx(2 * resin.end_length_mm)
+
+
+def test_two_lane_floor_of_an_open_face_has_no_spread() -> None:
+    resin = ProcessConfig.preset("resin")
+    pitch = 2.0 * resin.min_pitch_mm  # lanes fit between the lines already
+    face = face_geometry("square", 4, 4, pitch * 1000.0, resin)
+    floor = two_lane_floor_mm(face, np.array([15, *range(1, 15), 0]), resin)
+    assert floor == pytest.approx(2 * resin.end_length_mm + 2 * _curve(3 * pitch))
+
+
+def test_two_lane_floor_on_a_hexagonal_face_spreads_the_cheaper_axis() -> None:
+    """Rows of a hexagonal face are √3/2 pitch apart, columns one pitch: with 8 rows and 4
+    columns the columns spread (1.5 × 1 mm) less than the rows (3.5 × 1.134 mm)."""
+    resin = ProcessConfig.preset("resin")
+    face = face_geometry("hexagonal", 8, 4, 1000.0, resin)
+    p = face.pitch_mm
+    spread_rows = 3.5 * (2.0 - p * math.sqrt(3) / 2)
+    spread_cols = 1.5 * (2.0 - p)
+    assert spread_cols < spread_rows
+    routing = np.arange(32)
+    routing[[0, 1]] = routing[[1, 0]]  # x only: one column's pitch
+    floor = two_lane_floor_mm(face, routing, resin)
+    assert floor == pytest.approx(2 * resin.end_length_mm + 2 * _curve(spread_cols) + _curve(p))
+
+
+@pytest.mark.parametrize(("permute", "goal"), [(True, 2.0), (False, 3.0)])
+def test_the_default_packed_face_cannot_reach_the_ratio_goals_with_lanes(permute, goal) -> None:
+    """What the models page says of the default camera's key: on its packed face the spread
+    alone puts the floor of a two-lane route above 2× (blocks permuted) and 3× (in place)
+    the bend-aware bound."""
+    from sim.config import CameraConfig
+
+    recipe = CameraConfig.default().faceplate.model_dump()
+    recipe["permute_blocks"] = permute
+    key = keygen(FaceplateConfig(**recipe))
+    resin = ProcessConfig.preset("resin")
+    c = key.config
+    face = face_geometry(c.lattice, c.rows, c.cols, c.pitch_um, resin)
+    assert face.pitch_mm == pytest.approx(resin.min_pitch_mm)  # packed
+    floor = two_lane_floor_mm(face, key.routing, resin)
+    bend = bend_bound_mm(face, key.routing, resin)
+    assert floor > goal * bend, (floor, bend)
+    # the figures quoted on the models page
+    assert (round(floor, 1), round(floor / bend, 2)) == ((94.3, 2.45) if permute else (61.4, 4.04))
