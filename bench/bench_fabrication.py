@@ -41,7 +41,6 @@ def _child(rows: int, block: int, case: str, do_3mf: bool) -> dict:
 
     from fabrication.export import build, route_key
     from fabrication.process import ProcessConfig
-    from fabrication.routing import two_lane_floor_mm
     from optics.faceplate import FaceplateConfig, keygen
     from sim.config import CameraConfig
 
@@ -75,7 +74,6 @@ def _child(rows: int, block: int, case: str, do_3mf: bool) -> dict:
     out["decomposition"] = dev.route.decomposition
     out.update(_mesh_figures(dev, process, do_3mf))
     r = dev.report
-    floor = two_lane_floor_mm(dev.route.face, dev.route.routing, process)
     out.update(
         passed=r.passed,
         route_s=t_route,
@@ -88,8 +86,8 @@ def _child(rows: int, block: int, case: str, do_3mf: bool) -> dict:
         length_ratio=r.length_ratio,
         bend_bound_mm=r.bend_bound_mm,
         bend_bound_ratio=r.bend_bound_ratio,
-        two_lane_floor_mm=floor,
-        two_lane_floor_ratio=r.length_mm / floor,
+        two_lane_floor_mm=r.two_lane_floor_mm,
+        two_lane_floor_ratio=r.two_lane_floor_ratio,
         transmission_mean=float(np.mean(seen)),
         transmission_min=float(np.min(seen)),
         transmission_mean_uniform_fill=float(np.mean(trans)),

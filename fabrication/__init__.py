@@ -5,7 +5,8 @@
 - :mod:`fabrication.braid` — phases and grid layouts of the braid (lanes, passes, two levels).
 - :mod:`fabrication.clearance` — shortest stage that keeps every pair of fibers apart.
 - :mod:`fabrication.routing` — collision-free centerlines (``route_permutation``, ``Route``)
-  and the lower bounds on bundle length (``lower_bound_mm``, ``bend_bound_mm``).
+  the lower bounds on bundle length (``lower_bound_mm``, ``bend_bound_mm``) and the floor of
+  routes built this way (``two_lane_floor_mm``).
 - :mod:`fabrication.sampling` — the printed polylines (``sample_route``).
 - :mod:`fabrication.checks` — manufacturability checks (``run_checks``, ``CheckReport``).
 - :mod:`fabrication.mesh` / :mod:`fabrication.meshio` — tubes, matrix, STL/3MF, read-back.

@@ -50,7 +50,7 @@ from pydantic import BaseModel, ConfigDict
 from scipy.spatial import cKDTree
 
 from fabrication.process import ProcessConfig
-from fabrication.routing import Route, bend_bound_mm, lower_bound_mm
+from fabrication.routing import Route, bend_bound_mm, lower_bound_mm, two_lane_floor_mm
 from fabrication.sampling import Polylines, segment_distances
 
 __all__ = ["CheckReport", "CheckResult", "run_checks", "segment_distances"]
@@ -106,6 +106,8 @@ class CheckReport(BaseModel):
     length_ratio: float
     bend_bound_mm: float | None = None
     bend_bound_ratio: float | None = None
+    two_lane_floor_mm: float | None = None
+    two_lane_floor_ratio: float | None = None
     fiber_length_mm_max: float
     fiber_length_mm_mean: float
     n_stages: int
@@ -341,6 +343,7 @@ def run_checks(route: Route, pl: Polylines, process: ProcessConfig, block_size: 
     ratio = route.length_mm / lb if lb > 0 else math.inf
     bb = bend_bound_mm(face, route.routing, process)
     bratio = route.length_mm / bb
+    floor = two_lane_floor_mm(face, route.routing, process)
     moves = np.linalg.norm(face.sites_mm[route.routing] - face.sites_mm, axis=1)
     ff = int(np.argmax(moves))
     height = float(pl.z[-1] - pl.z[0])
@@ -371,6 +374,8 @@ def run_checks(route: Route, pl: Polylines, process: ProcessConfig, block_size: 
         length_ratio=ratio,
         bend_bound_mm=bb,
         bend_bound_ratio=bratio,
+        two_lane_floor_mm=floor,
+        two_lane_floor_ratio=route.length_mm / floor,
         fiber_length_mm_max=float(lengths.max()),
         fiber_length_mm_mean=float(lengths.mean()),
         n_stages=len(route.stages),

@@ -252,6 +252,8 @@ def test_cli_attenuation_sets_the_material_loss(tmp_path: Path) -> None:
     assert rep["process"]["attenuation_db_per_cm"] == 0.26
     assert rep["bend_bound_mm"] <= rep["length_mm"]
     assert rep["bend_bound_ratio"] == pytest.approx(rep["length_mm"] / rep["bend_bound_mm"])
+    assert rep["bend_bound_mm"] <= rep["two_lane_floor_mm"] <= rep["length_mm"]
+    assert rep["two_lane_floor_ratio"] == pytest.approx(rep["length_mm"] / rep["two_lane_floor_mm"])
 
 
 def test_cli_lens_launch_sets_the_bend_loss_the_camera_uses(tmp_path: Path) -> None:
