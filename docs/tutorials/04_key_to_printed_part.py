@@ -81,7 +81,11 @@ print(key, "->", key_file.relative_to(OUT))
 # Every move is a curvature-continuous S-curve. The report compares the length with two lower
 # bounds that no route can beat: the straight-line bound (no fiber moves sideways faster than
 # tan θ_max) and the bend-aware bound (a displaced fiber needs an S of two arcs of the minimum
-# bend radius, plus the straight ends).
+# bend radius, plus the straight ends). A third figure, the **two-lane floor**, is what any
+# route of this kind needs: on a packed face the lines must first spread to two lanes each,
+# out and back, and every axis along which fibers move needs a pass of its own. Part of the
+# gap between the bundle and the bend-aware bound is that floor; the rest is the router's
+# further passes and lane steps.
 
 # %%
 resin = ProcessConfig.preset("resin")
@@ -92,6 +96,11 @@ print(
     f"bound {report.bend_bound_mm:.1f} mm ({report.length_ratio:.1f} × the straight-line bound "
     f"{report.lower_bound_mm:.1f} mm); {report.n_stages} stages, routing pitch "
     f"{report.route_pitch_mm:.2f} mm"
+)
+print(
+    f"two-lane floor {report.two_lane_floor_mm:.1f} mm "
+    f"({report.two_lane_floor_mm / report.bend_bound_mm:.1f} × the bend-aware bound); "
+    f"the route is {report.two_lane_floor_ratio:.2f} × the floor"
 )
 print("all checks passed:", report.passed)
 for check in report.checks:
