@@ -12,8 +12,7 @@ lanes per line, one pass per axis, gather: ``two_lane_floor_mm``); the printed t
 of every fiber (resin, 0.5 dB/cm): mean and minimum behind the default camera's lens (as the
 camera simulates it) and with a uniformly filled acceptance cone (the export's worst case);
 mesh figures (``_mesh_figures``: common levels, rings per fiber, polygon sides, triangles and
-file size of cores STL, matrix STL and
-3MF). Prints JSON (medians over ``--repeat`` runs).
+file size of cores STL, matrix STL and 3MF). Prints JSON (medians over ``--repeat`` runs).
 
     python bench/bench_fabrication.py [--rows 16] [--block 4] [--repeat 3] [--no-3mf]
 """
